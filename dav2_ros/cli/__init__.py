@@ -1,0 +1,1 @@
+"""Console scripts (also reachable as `ros2 run dav2_ros <name>`)."""

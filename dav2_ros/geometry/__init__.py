@@ -1,0 +1,1 @@
+"""Camera geometry in numpy: intrinsics, back-projection, colorization. No ROS, no torch."""

@@ -1,0 +1,1 @@
+"""DINOv2 building blocks, one small module per layer."""

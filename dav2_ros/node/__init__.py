@@ -1,0 +1,1 @@
+"""The rclpy node: parameters, subscriptions, worker thread, publishers, diagnostics."""

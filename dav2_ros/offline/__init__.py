@@ -1,0 +1,1 @@
+"""Offline rosbag tools: bag-to-depth and ground-truth evaluation."""

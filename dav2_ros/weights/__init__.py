@@ -1,0 +1,1 @@
+"""Official checkpoint catalog, the local weights folder and the downloader."""

@@ -1,0 +1,48 @@
+"""ament_python build of dav2_ros; also installs with plain pip into a venv."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "dav2_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*", "benchmarks"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
+        ("share/" + PACKAGE, ["package.xml"]),
+        ("share/" + PACKAGE + "/launch", glob("launch/*.launch.py")),
+        ("share/" + PACKAGE + "/config", glob("config/*.yaml")),
+    ],
+    # What a pip user needs beyond the ROS 2 core. torch is deliberately unpinned here:
+    # scripts/setup_venv.sh installs the CPU build first, a distro user brings their own.
+    install_requires=["numpy", "opencv-python-headless", "torch", "pyyaml", "safetensors", "tqdm"],
+    extras_require={
+        # The ROS 2 core from PyPI wheels, for machines without a ROS distro.
+        "pypi-ros": [
+            "ros-rclpy",
+            "ros-sensor-msgs",
+            "ros-std-msgs",
+            "ros-diagnostic-msgs",
+            "ros-rmw-fastrtps-cpp",
+        ],
+        "bags": ["rosbags"],
+        "test": ["pytest", "hypothesis", "psutil", "rosbags", "mcap", "mcap-ros2-support"],
+    },
+    zip_safe=True,
+    maintainer="dav2_ros maintainers",
+    maintainer_email="maintainers@dav2-ros.org",
+    description="Depth Anything V2 monocular metric depth and point clouds for ROS 2.",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "depth_node = dav2_ros.node.depth_node:main",
+            "dav2_infer = dav2_ros.cli.infer:main",
+            "dav2_weights = dav2_ros.cli.weights:main",
+            "bag_to_depth = dav2_ros.offline.bag_to_depth:main",
+            "depth_eval = dav2_ros.offline.depth_eval:main",
+        ],
+    },
+)

@@ -1,0 +1,31 @@
+"""Shared test setup: DDS kept on loopback with a per-run domain, and paths to the test data."""
+
+import os
+import pathlib
+
+# Must happen before any test imports rclpy: Fast DDS reads these at context creation.
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+
+import pytest  # noqa: E402
+
+TEST_DIR = pathlib.Path(__file__).resolve().parent
+PROJECT_DIR = TEST_DIR.parent
+DATA_DIR = TEST_DIR / "data"
+BAGS_DIR = DATA_DIR / "bags"
+# The project's shared folder (parity fixtures, reference weights); absent on some machines.
+SHARED_DIR = PROJECT_DIR.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def bags_dir() -> pathlib.Path:
+    """The real camera bags bundled with the tests."""
+    return BAGS_DIR
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> pathlib.Path:
+    """`../shared`, or skip the test when this machine has none."""
+    if not SHARED_DIR.is_dir():
+        pytest.skip("../shared is not present on this machine (parity fixtures and reference weights live there)")
+    return SHARED_DIR
