@@ -18,7 +18,15 @@ setup(
     ],
     # What a pip user needs beyond the ROS 2 core. torch is deliberately unpinned here:
     # scripts/setup_venv.sh installs the CPU build first, a distro user brings their own.
-    install_requires=["numpy", "opencv-python-headless", "torch", "pyyaml", "safetensors", "tqdm"],
+    install_requires=[
+        "numpy",
+        "opencv-python-headless",
+        "torch",
+        "pyyaml",
+        "safetensors",
+        "tqdm",
+        "rosbags",
+    ],
     extras_require={
         # The ROS 2 core from PyPI wheels, for machines without a ROS distro.
         "pypi-ros": [
@@ -28,8 +36,16 @@ setup(
             "ros-diagnostic-msgs",
             "ros-rmw-fastrtps-cpp",
         ],
-        "bags": ["rosbags"],
-        "test": ["pytest", "hypothesis", "psutil", "rosbags", "mcap", "mcap-ros2-support"],
+        "test": [
+            "pytest",
+            "hypothesis",
+            "psutil",
+            "rosbags",
+            "mcap",
+            "mcap-ros2-support",
+            "colcon-common-extensions",
+            "ros-ament-package",
+        ],
     },
     zip_safe=True,
     maintainer="dav2_ros maintainers",
