@@ -1,0 +1,51 @@
+"""The node's /diagnostics status: rate, latency, frame counters, rejections, device and model."""
+
+from __future__ import annotations
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from std_msgs.msg import Header
+
+from dav2_ros.node.stats import StatsSnapshot
+
+# No input for this long (seconds) turns the status to WARN.
+STALE_INPUT_S = 5.0
+
+
+def _fmt(value: float | None, unit: str = "") -> str:
+    return "n/a" if value is None else f"{value:.1f}{unit}"
+
+
+def diagnostic_array(header: Header, node_name: str, hardware_id: str, snapshot: StatsSnapshot,
+                     model: dict[str, str]) -> DiagnosticArray:
+    """One DiagnosticStatus for the node; WARN when input stalls or frames are being rejected."""
+    level, message = DiagnosticStatus.OK, "publishing"
+    if snapshot.frames_in == 0:
+        level, message = DiagnosticStatus.WARN, "no image received yet"
+    elif snapshot.seconds_since_input is not None and snapshot.seconds_since_input > STALE_INPUT_S:
+        level, message = DiagnosticStatus.WARN, f"no image for {snapshot.seconds_since_input:.0f} s"
+    elif snapshot.rejected_in_window:
+        level = DiagnosticStatus.WARN
+        message = f"{snapshot.rejected_in_window} frame(s) rejected recently: " + ", ".join(
+            f"{reason}={count}" for reason, count in sorted(snapshot.rejected.items()))
+    values = [
+        ("rate_hz", f"{snapshot.rate_hz:.2f}"),
+        ("latency_p50_ms", _fmt(snapshot.latency_p50_ms)),
+        ("latency_p99_ms", _fmt(snapshot.latency_p99_ms)),
+        ("stamp_age_p50_ms", _fmt(snapshot.stamp_age_p50_ms)),
+        ("inference_p50_ms", _fmt(snapshot.inference_p50_ms)),
+        ("frames_in", str(snapshot.frames_in)),
+        ("frames_out", str(snapshot.frames_out)),
+        ("frames_dropped", str(snapshot.dropped)),
+        ("frames_rejected", str(sum(snapshot.rejected.values()))),
+    ]
+    values += [(f"rejected.{reason}", str(count)) for reason, count in sorted(snapshot.rejected.items())]
+    values += [(f"cloud_skipped.{reason}", str(count)) for reason, count in sorted(snapshot.cloud_skipped.items())]
+    values += sorted(model.items())
+    status = DiagnosticStatus(
+        level=level,
+        name=f"{node_name}: depth estimation",
+        message=message,
+        hardware_id=hardware_id,
+        values=[KeyValue(key=key, value=value) for key, value in values],
+    )
+    return DiagnosticArray(header=header, status=[status])

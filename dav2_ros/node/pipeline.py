@@ -1,0 +1,83 @@
+"""Builds what the node runs once at start from its settings: the estimator (real weights, or random
+ones only when allowed, loudly) and the per-frame `ProcessingSettings`; failures become one-line
+`StartupError`s that `main` prints before exiting with code 1."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from dav2_ros.model.checkpoint import CheckpointError
+from dav2_ros.model.estimator import DepthEstimator
+from dav2_ros.node.settings import NodeSettings
+from dav2_ros.weights.cache import WeightsNotFound, resolve_checkpoint
+
+# Warm-up image size: a 4:3 frame whose shorter side is the input size.
+_WARMUP_ASPECT = 4 / 3
+
+
+class StartupError(RuntimeError):
+    """The node cannot start; the message is the one line the user needs (what, where, how to fix)."""
+
+
+def build_estimator(settings: NodeSettings, logger: Any) -> tuple[DepthEstimator, str]:
+    """The estimator for `settings` and where its weights came from: the checkpoint (explicit path, or the official file in the weights
+    folder), or random weights when none is found and `allow_random_weights` is true.
+
+    Raises:
+        StartupError: no checkpoint (naming the file and the download command), a checkpoint that
+            does not load or fit the encoder, or a device/precision that this machine lacks.
+    """
+    apply_num_threads(settings.num_threads)
+    common = dict(encoder=settings.encoder, model_type=settings.model_type, max_depth=settings.max_depth,
+                  device=settings.device, precision=settings.precision, preprocess=settings.preprocess)
+    try:
+        path = resolve_checkpoint(settings.checkpoint, settings.encoder, settings.model_type, settings.dataset,
+                                  settings.weights_dir)
+    except WeightsNotFound as error:
+        if not settings.allow_random_weights:
+            raise StartupError(f"{error} (or set allow_random_weights:=true for a demo on random weights)") from None
+        logger.warning(
+            f"!!! RANDOM WEIGHTS: {error}. allow_random_weights is true, so the node runs on random "
+            f"{settings.encoder} weights: its depth and point cloud are MEANINGLESS (demos and tests only) !!!")
+        try:
+            return DepthEstimator.random(**common), "RANDOM weights (allow_random_weights)"
+        except ValueError as value_error:
+            raise StartupError(str(value_error)) from None
+    try:
+        return DepthEstimator.from_checkpoint(path, **common), str(path)
+    except CheckpointError as error:
+        raise StartupError(f"checkpoint {path} cannot be used: {error}") from None
+    except ValueError as error:  # device / precision / preprocess this machine cannot do
+        raise StartupError(str(error)) from None
+
+
+def warm_up(estimator: DepthEstimator, input_size: int) -> float:
+    """Run the network once so the first camera frame does not pay one-time setup; returns seconds."""
+    start = time.perf_counter()
+    estimator.warmup(height=input_size, width=round(input_size * _WARMUP_ASPECT), input_size=input_size)
+    return time.perf_counter() - start
+
+
+def describe_estimator(estimator: DepthEstimator, settings: NodeSettings, source: str) -> dict[str, str]:
+    """The model facts that diagnostics report (string values)."""
+    config = estimator.config
+    return {
+        "model": f"Depth Anything V2 {config.encoder} {config.model_type}"
+                 + (f" (max_depth {config.max_depth:g} m)" if config.model_type == "metric" else ""),
+        "weights": source,
+        "device": str(estimator.device),
+        "precision": estimator.precision,
+        "preprocess": estimator.preprocess,
+        "input_size": str(settings.input_size),
+    }
+
+
+def apply_num_threads(num_threads: int) -> None:
+    """CPU threads for inference (0 = leave torch's default, all cores)."""
+    if num_threads <= 0:
+        return
+    import torch  # the one torch call outside dav2_ros.model; kept local so the node module stays torch-free
+
+    torch.set_num_threads(min(num_threads, os.cpu_count() or num_threads))

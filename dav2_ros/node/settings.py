@@ -1,0 +1,283 @@
+"""The node's parameters as data: one table (name, default, range, choices, read_only, description),
+the typed `NodeSettings` read from it, and the checks that refuse invalid values with a reason.
+
+ROS-free on purpose (no rclpy import): `parameters.py` turns the table into ROS parameter
+descriptors, the offline tool and the tests read `config/*.yaml` through `load_params_file`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import pathlib
+import re
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping, Optional, Union
+
+Encoder = Literal["vits", "vitb", "vitl"]
+ModelType = Literal["metric", "relative"]
+Dataset = Literal["hypersim", "vkitti"]
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
+Preprocess = Literal["auto", "exact", "fast"]
+InputTransport = Literal["raw", "compressed"]
+Reliability = Literal["reliable", "best_effort"]
+
+ParamValue = Union[bool, int, float, str]
+
+# The node's name: the key of its section in config/*.yaml and the launch files' `name=`.
+NODE_NAME = "depth_node"
+
+INPUT_SIZE_MIN = 70
+INPUT_SIZE_MAX = 1540
+PATCH_SIZE = 14
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One node parameter: its default, its contract and its help text."""
+
+    name: str
+    default: ParamValue
+    description: str
+    read_only: bool = False
+    choices: tuple[str, ...] = ()
+    int_range: Optional[tuple[int, int, int]] = None  # (from, to, step); step 0 = any
+    float_range: Optional[tuple[float, float]] = None  # inclusive
+
+    @property
+    def field(self) -> str:
+        """The `NodeSettings` attribute for this parameter (`qos.output_depth` -> `qos_output_depth`)."""
+        return self.name.replace(".", "_")
+
+
+PARAM_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("encoder", "vits", "DINOv2 backbone of the checkpoint: vits (Small, 25M), vitb (Base, 98M), vitl (Large).",
+              read_only=True, choices=("vits", "vitb", "vitl")),
+    ParamSpec("model_type", "metric", "metric: head outputs meters; relative: affine-invariant inverse depth "
+              "(published on depth/relative; depth/image and points only with relative_scale).",
+              read_only=True, choices=("metric", "relative")),
+    ParamSpec("dataset", "hypersim", "Training set of the official metric checkpoint picked when checkpoint is empty: "
+              "hypersim (indoor, max_depth 20) or vkitti (outdoor, max_depth 80). Ignored for relative models.",
+              read_only=True, choices=("hypersim", "vkitti")),
+    ParamSpec("max_depth", 20.0, "Metric head scale in meters (output = sigmoid * max_depth): 20 for Hypersim "
+              "checkpoints, 80 for VKITTI. Must match the checkpoint's training.",
+              read_only=True, float_range=(0.1, 1000.0)),
+    ParamSpec("checkpoint", "", "Path to a .pth or Hugging Face .safetensors checkpoint; empty: the official file "
+              "for encoder/model_type/dataset in weights_dir.", read_only=True),
+    ParamSpec("weights_dir", "", "Folder holding the official checkpoints (filled by the `dav2_weights` command); "
+              "empty: the default cache folder.", read_only=True),
+    ParamSpec("allow_random_weights", False, "Start with random weights when no checkpoint is found (demos and tests "
+              "only: the depth is meaningless). false: refuse to start without weights.", read_only=True),
+    ParamSpec("device", "auto", "Inference device: auto (CUDA if available, else CPU), cpu, cuda or cuda:N.",
+              read_only=True),
+    ParamSpec("precision", "auto", "Inference precision: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or bf16.",
+              read_only=True, choices=("auto", "fp32", "fp16", "bf16")),
+    ParamSpec("preprocess", "auto", "Resize/normalize path: exact (bit-faithful to the official code, on the CPU), "
+              "fast (on the device), auto (fast on CUDA, exact on CPU).",
+              read_only=True, choices=("auto", "exact", "fast")),
+    ParamSpec("input_size", 518, "Model input resolution in pixels (the shorter image side is resized to this), a "
+              "multiple of 14. Smaller is faster and coarser; 518 is what the models were trained at.",
+              int_range=(INPUT_SIZE_MIN, INPUT_SIZE_MAX, PATCH_SIZE)),
+    ParamSpec("input_transport", "raw", "raw: subscribe to `image` (sensor_msgs/Image); compressed: subscribe to "
+              "`image/compressed` (sensor_msgs/CompressedImage, JPEG or PNG).",
+              read_only=True, choices=("raw", "compressed")),
+    ParamSpec("min_depth", 0.1, "Depths below this many meters are published as NaN (invalid).",
+              float_range=(0.0, 1000.0)),
+    ParamSpec("max_valid_depth", 20.0, "Depths above this many meters are published as NaN (invalid).",
+              float_range=(0.001, 10000.0)),
+    ParamSpec("publish_cloud", True, "Publish the organized point cloud on `points` (needs a CameraInfo)."),
+    ParamSpec("cloud_stride", 1, "Keep every Nth row and column in the point cloud (1 = full resolution).",
+              int_range=(1, 16, 1)),
+    ParamSpec("cloud_rgb", False, "Add the image color to every point as a packed float32 `rgb` field."),
+    ParamSpec("relative_scale", 0.0, "Relative models only: metric inverse depth = relative_scale * output + "
+              "relative_shift. 0: no conversion, only depth/relative is published."),
+    ParamSpec("relative_shift", 0.0, "Relative models only: see relative_scale."),
+    ParamSpec("qos.input_depth", 2, "History depth of the image and camera_info subscriptions (sensor-data QoS: "
+              "best effort, keep last).", read_only=True, int_range=(1, 100, 1)),
+    ParamSpec("qos.output_reliability", "reliable", "Reliability of the outputs: reliable (every consumer can "
+              "connect) or best_effort.", read_only=True, choices=("reliable", "best_effort")),
+    ParamSpec("qos.output_depth", 2, "History depth of the outputs (keep last).", read_only=True,
+              int_range=(1, 100, 1)),
+    ParamSpec("num_threads", 0, "CPU threads for inference (torch.set_num_threads); 0 = all cores.",
+              read_only=True, int_range=(0, 1024, 1)),
+)
+
+SPECS_BY_NAME: dict[str, ParamSpec] = {spec.name: spec for spec in PARAM_SPECS}
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """Every parameter of the depth node, typed; built once at start, replaced on a valid runtime change."""
+
+    encoder: Encoder = "vits"
+    model_type: ModelType = "metric"
+    dataset: Dataset = "hypersim"
+    max_depth: float = 20.0
+    checkpoint: str = ""
+    weights_dir: str = ""
+    allow_random_weights: bool = False
+    device: str = "auto"
+    precision: Precision = "auto"
+    preprocess: Preprocess = "auto"
+    input_size: int = 518
+    input_transport: InputTransport = "raw"
+    min_depth: float = 0.1
+    max_valid_depth: float = 20.0
+    publish_cloud: bool = True
+    cloud_stride: int = 1
+    cloud_rgb: bool = False
+    relative_scale: float = 0.0
+    relative_shift: float = 0.0
+    qos_input_depth: int = 2
+    qos_output_reliability: Reliability = "reliable"
+    qos_output_depth: int = 2
+    num_threads: int = 0
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> "NodeSettings":
+        """Build from parameter names (`qos.output_depth`) to values; missing names keep their default.
+
+        Raises:
+            SettingsError: an unknown name, a value of the wrong type or an invalid value.
+        """
+        unknown = sorted(set(params) - set(SPECS_BY_NAME))
+        if unknown:
+            raise SettingsError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(SPECS_BY_NAME)}")
+        for name, value in params.items():
+            reason = check_value(name, value)
+            if reason:
+                raise SettingsError(f"parameter {name}={value!r} refused: {reason}")
+        values = {SPECS_BY_NAME[name].field: _coerce(SPECS_BY_NAME[name], value) for name, value in params.items()}
+        settings = cls(**values)
+        reason = check_consistency(settings)
+        if reason:
+            raise SettingsError(reason)
+        return settings
+
+    def with_params(self, params: Mapping[str, Any]) -> "NodeSettings":
+        """A copy with some parameters changed, checked like `from_params`."""
+        merged = {spec.name: getattr(self, spec.field) for spec in PARAM_SPECS}
+        merged.update(params)
+        return NodeSettings.from_params(merged)
+
+    def as_params(self) -> dict[str, ParamValue]:
+        """Parameter name -> value, in declaration order (for logging and the YAML files)."""
+        return {spec.name: getattr(self, spec.field) for spec in PARAM_SPECS}
+
+    @property
+    def publishes_metric_depth(self) -> bool:
+        """Metric models always; relative models only with a conversion (relative_scale != 0)."""
+        return self.model_type == "metric" or self.relative_scale != 0.0
+
+
+class SettingsError(ValueError):
+    """A parameter value (or a combination of values) the node refuses; the message says why."""
+
+
+def _coerce(spec: ParamSpec, value: Any) -> ParamValue:
+    """Integers are accepted where a float is declared (YAML `20` for `20.0`)."""
+    if isinstance(spec.default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def check_value(name: str, value: Any) -> Optional[str]:
+    """Why `value` is not acceptable for parameter `name`, or None when it is."""
+    spec = SPECS_BY_NAME.get(name)
+    if spec is None:
+        return None  # not one of ours (use_sim_time, qos_overrides.*): rclpy checks those
+    expected = type(spec.default)
+    if expected is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"expected a number, got {type(value).__name__}"
+        if not math.isfinite(value):
+            return "must be finite"
+    elif expected is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"expected an integer, got {type(value).__name__}"
+    elif not isinstance(value, expected):
+        return f"expected {expected.__name__}, got {type(value).__name__}"
+    if spec.choices and value not in spec.choices:
+        return f"must be one of {', '.join(spec.choices)}"
+    if spec.int_range is not None:
+        low, high, step = spec.int_range
+        if not low <= value <= high:
+            return f"must be in [{low}, {high}]"
+        if step > 1 and (value - low) % step != 0:
+            return f"must be a multiple of {step} (the ViT patch size)" if step == PATCH_SIZE else \
+                f"must be {low} plus a multiple of {step}"
+    if spec.float_range is not None:
+        low_f, high_f = spec.float_range
+        if not low_f <= value <= high_f:
+            return f"must be in [{low_f:g}, {high_f:g}]"
+    if name == "device" and not _DEVICE_PATTERN.match(value):
+        return "must be auto, cpu, cuda or cuda:N"
+    return None
+
+
+def check_consistency(settings: NodeSettings) -> Optional[str]:
+    """Why a combination of values is not acceptable (the single values being valid), or None."""
+    if settings.min_depth >= settings.max_valid_depth:
+        return (f"min_depth ({settings.min_depth:g} m) must be below max_valid_depth "
+                f"({settings.max_valid_depth:g} m)")
+    if settings.model_type == "metric" and (settings.relative_scale != 0.0 or settings.relative_shift != 0.0):
+        return "relative_scale/relative_shift apply to relative models only (model_type is metric)"
+    return None
+
+
+def load_params_file(path: Union[str, pathlib.Path], node_name: str = NODE_NAME) -> dict[str, ParamValue]:
+    """The node's parameters from a ROS 2 params file, flattened to dotted names (`qos.output_depth`).
+
+    Reads the sections a ROS 2 node would apply, in rcl's order of precedence: `/**`, then
+    `/**/<node_name>`, then `<node_name>` / `/<node_name>` (later ones win).
+
+    Raises:
+        SettingsError: the file is not a ROS 2 params file or has no section for the node.
+    """
+    import yaml  # local: only the file readers need it
+
+    path = pathlib.Path(path)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise SettingsError(f"cannot read params file {path}: {error}") from error
+    if not isinstance(document, dict):
+        raise SettingsError(f"params file {path} is not a mapping of node names to ros__parameters")
+    keys = ("/**", f"/**/{node_name}", node_name, f"/{node_name}")
+    found = [key for key in keys if isinstance(document.get(key), dict) and "ros__parameters" in document[key]]
+    if not found:
+        raise SettingsError(f"params file {path} has no section for {node_name} (looked for {', '.join(keys)})")
+    params: dict[str, ParamValue] = {}
+    for key in found:
+        params.update(_flatten(document[key]["ros__parameters"] or {}))
+    return params
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, ParamValue]:
+    """Nested YAML mappings to dotted parameter names, as rcl does."""
+    flat: dict[str, ParamValue] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def settings_from_file(path: Union[str, pathlib.Path]) -> NodeSettings:
+    """`NodeSettings` from a params file, ignoring parameters that are not the node's (use_sim_time...)."""
+    params = load_params_file(path)
+    return NodeSettings.from_params({name: value for name, value in params.items() if name in SPECS_BY_NAME})
+
+
+def _check_defaults_match() -> None:
+    """The table and the dataclass must agree; checked at import so a drift fails loudly."""
+    fields = {f.name: f.default for f in dataclasses.fields(NodeSettings)}
+    table = {spec.field: spec.default for spec in PARAM_SPECS}
+    if fields != table:
+        raise AssertionError(f"NodeSettings and PARAM_SPECS disagree: {set(fields.items()) ^ set(table.items())}")
+
+
+_check_defaults_match()
