@@ -1,0 +1,74 @@
+"""Choosing the device and the numeric precision once, from the user's strings, with clear refusals."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Literal
+
+import torch
+
+Precision = Literal["fp32", "fp16", "bf16"]
+PrecisionChoice = Literal["auto", "fp32", "fp16", "bf16"]
+
+_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# CPU features that give bf16 matrix products in hardware (oneDNN uses them); without them bf16 is emulated.
+_CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """"auto" | "cpu" | "cuda" | "cuda:N" -> torch.device; refuses CUDA when there is none (or no such index)."""
+    if isinstance(device, torch.device):
+        device = str(device)
+    text = device.strip().lower()
+    if text == "auto":
+        return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    if text == "cpu":
+        return torch.device("cpu")
+    match = re.fullmatch(r"cuda(?::(\d+))?", text)
+    if match is None:
+        raise ValueError(f"device {device!r} is not one of 'auto', 'cpu', 'cuda', 'cuda:N'")
+    if not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available "
+                         f"(torch {torch.__version__}, built with CUDA {torch.version.cuda})")
+    if match.group(1) is None:
+        return torch.device("cuda")
+    index = int(match.group(1))
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise ValueError(f"device {device!r} requested but only {count} CUDA device(s) exist")
+    return torch.device("cuda", index)
+
+
+@lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU computes bf16 in hardware (AVX512-BF16 or AMX), read from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return any(flag in flags for flag in _CPU_BF16_FLAGS)
+    except OSError:
+        pass
+    return False
+
+
+def resolve_precision(precision: PrecisionChoice, device: torch.device) -> Precision:
+    """"auto" -> fp16 on CUDA, bf16 on a CPU with native bf16, else fp32; refuses fp16 on CPU, bf16 where unsupported."""
+    if precision == "auto":
+        if device.type == "cuda":
+            return "fp16"
+        return "bf16" if cpu_has_native_bf16() else "fp32"
+    if precision not in _DTYPES:
+        raise ValueError(f"precision {precision!r} is not one of 'auto', 'fp32', 'fp16', 'bf16'")
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError(f"precision 'fp16' needs a CUDA device (got {device}); use 'bf16' or 'fp32' on the CPU")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError(f"precision 'bf16' is not supported by {torch.cuda.get_device_name(device)}; use 'fp16'")
+    return precision
+
+
+def torch_dtype(precision: Precision) -> torch.dtype:
+    """The torch dtype for a resolved precision name."""
+    return _DTYPES[precision]

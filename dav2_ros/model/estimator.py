@@ -1,0 +1,191 @@
+"""DepthEstimator: the public, ROS-free API -- uint8 image in, float32 depth at the image's size out."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import CheckpointError, check_encoder, load_state_dict, warn_about_name
+from .config import EncoderName, ModelConfig, ModelType
+from .depth_anything_v2 import DepthAnythingV2
+from .device import Precision, PrecisionChoice, resolve_device, resolve_precision, torch_dtype
+from .preprocess import (ColorOrder, FastPreprocessor, PreprocessMode, check_color_order, check_image,
+                         exact_preprocess)
+from .standin_weights import reference_state_dict
+
+LOG = logging.getLogger("dav2_ros.model")
+
+PreprocessChoice = Literal["auto", "exact", "fast"]
+TIMING_KEYS = ("preprocess", "inference", "postprocess")
+
+
+def resolve_preprocess(preprocess: PreprocessChoice, device: torch.device) -> PreprocessMode:
+    """"auto" -> "fast" on CUDA, "exact" on the CPU (where exact costs little and matches the official output)."""
+    if preprocess == "auto":
+        return "fast" if device.type == "cuda" else "exact"
+    if preprocess not in ("exact", "fast"):
+        raise ValueError(f"preprocess {preprocess!r} is not one of 'auto', 'exact', 'fast'")
+    return preprocess
+
+
+class DepthEstimator:
+    """Depth Anything V2 on one device at one precision; not thread-safe (use it from one worker thread).
+
+    Build it with `from_checkpoint`, `from_state_dict` or `random`; call `infer` per image.
+
+    Attributes:
+        config: encoder, model type and max_depth.
+        device: the torch device the network runs on.
+        precision: "fp32", "fp16" or "bf16".
+        preprocess: "exact" (the official numpy/cv2 float64 pipeline) or "fast" (on the device).
+        last_timings: seconds spent in "preprocess", "inference", "postprocess" by the last call.
+    """
+
+    def __init__(self, model: DepthAnythingV2, *, device: torch.device, precision: Precision,
+                 preprocess: PreprocessMode) -> None:
+        self.config: ModelConfig = model.config
+        self.device = device
+        self.precision: Precision = precision
+        self.preprocess: PreprocessMode = preprocess
+        self._dtype = torch_dtype(precision)
+        self.model = model.eval().requires_grad_(False).to(device=device, dtype=self._dtype)
+        self._fast = FastPreprocessor(device) if preprocess == "fast" else None
+        self.last_timings: dict[str, float] = dict.fromkeys(TIMING_KEYS, 0.0)
+
+    # ----- construction -------------------------------------------------------------------------------------
+    @classmethod
+    def from_state_dict(cls, state_dict: Mapping[str, torch.Tensor], *, encoder: EncoderName, model_type: ModelType,
+                        max_depth: float = 20.0, device: str | torch.device = "auto",
+                        precision: PrecisionChoice = "auto", preprocess: PreprocessChoice = "auto",
+                        source: str = "state_dict") -> DepthEstimator:
+        """Build from an official-layout state_dict (strict: every key, every shape).
+
+        Raises:
+            CheckpointError: the weights are for another encoder, or keys/shapes do not match.
+            ValueError: an invalid encoder/model_type/max_depth/device/precision/preprocess.
+        """
+        config = ModelConfig(encoder=encoder, model_type=model_type, max_depth=max_depth)
+        torch_device = resolve_device(device)
+        resolved_precision = resolve_precision(precision, torch_device)
+        mode = resolve_preprocess(preprocess, torch_device)
+        check_encoder(state_dict, encoder, source)
+        with torch.device("meta"):
+            model = DepthAnythingV2(config)
+        weights = {k: (v.float() if v.is_floating_point() else v) for k, v in state_dict.items()}
+        try:
+            model.load_state_dict(weights, strict=True, assign=True)
+        except RuntimeError as exc:
+            lines = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
+            raise CheckpointError(f"{source}: does not fit Depth Anything V2 {encoder}: "
+                                  f"{'; '.join(lines)[:500]}") from None
+        return cls(model, device=torch_device, precision=resolved_precision, preprocess=mode)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, *, encoder: EncoderName, model_type: ModelType,
+                        max_depth: float = 20.0, device: str | torch.device = "auto",
+                        precision: PrecisionChoice = "auto", preprocess: PreprocessChoice = "auto") -> DepthEstimator:
+        """Build from an official `.pth` or a Hugging Face `.safetensors` file.
+
+        The model type is the caller's choice; a file name that contradicts it (or the metric scale) is logged
+        as a warning on the "dav2_ros.model" logger.
+        """
+        state_dict = load_state_dict(path)
+        warn_about_name(path, model_type, max_depth)
+        return cls.from_state_dict(state_dict, encoder=encoder, model_type=model_type, max_depth=max_depth,
+                                   device=device, precision=precision, preprocess=preprocess, source=str(path))
+
+    @classmethod
+    def random(cls, *, encoder: EncoderName = "vits", model_type: ModelType = "metric", max_depth: float = 20.0,
+               device: str | torch.device = "auto", precision: PrecisionChoice = "auto",
+               preprocess: PreprocessChoice = "auto", seed: int = 0) -> DepthEstimator:
+        """Deterministic stand-in weights (the parity fixtures' scheme; seed 0 = those exact weights), for demos
+        and tests. The output is not a real depth estimate."""
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in DepthAnythingV2(ModelConfig(encoder, model_type)).state_dict().items()}
+        weights = {k: torch.from_numpy(v) for k, v in reference_state_dict(shapes, seed=seed).items()}
+        return cls.from_state_dict(weights, encoder=encoder, model_type=model_type, max_depth=max_depth,
+                                   device=device, precision=precision, preprocess=preprocess,
+                                   source=f"random weights (seed {seed})")
+
+    # ----- inference ----------------------------------------------------------------------------------------
+    def infer(self, image: np.ndarray, input_size: int = 518, color_order: ColorOrder = "rgb") -> np.ndarray:
+        """Depth for one uint8 HxWx3 image: float32 HxW at the image's size.
+
+        Metric models give meters; relative models give affine-invariant inverse depth (larger = nearer).
+
+        Args:
+            image: uint8 HxWx3.
+            input_size: the network's resolution: the shorter side is resized to at least this (multiples of 14).
+            color_order: channel order of `image`, "rgb" or "bgr" (as cv2.imread gives).
+        """
+        return self.infer_batch([image], input_size, color_order)[0]
+
+    def infer_batch(self, images: Sequence[np.ndarray], input_size: int = 518,
+                    color_order: ColorOrder = "rgb") -> list[np.ndarray]:
+        """Depth for several images; images of the same size run as one batch. `last_timings` covers them all."""
+        self._check_request(images, input_size, color_order)
+        timings = dict.fromkeys(TIMING_KEYS, 0.0)
+        results: list[np.ndarray | None] = [None] * len(images)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, image in enumerate(images):
+            groups.setdefault(image.shape[:2], []).append(i)
+        for (height, width), indices in groups.items():
+            for i, depth in zip(indices, self._run([images[i] for i in indices], input_size, color_order, timings)):
+                results[i] = depth
+        self.last_timings = timings
+        return results  # type: ignore[return-value]
+
+    def warmup(self, height: int, width: int, input_size: int = 518, runs: int = 1) -> None:
+        """Run the network on a gray image of this size so the first real frame is not slowed by one-time setup."""
+        image = np.full((height, width, 3), 128, dtype=np.uint8)
+        for _ in range(runs):
+            self.infer(image, input_size)
+
+    # ----- internals ----------------------------------------------------------------------------------------
+    def _check_request(self, images: Sequence[np.ndarray], input_size: int, color_order: str) -> None:
+        if not isinstance(input_size, (int, np.integer)) or isinstance(input_size, bool) or input_size < 14:
+            raise ValueError(f"input_size must be an integer >= 14, got {input_size!r}")
+        check_color_order(color_order)
+        for image in images:
+            check_image(image)
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _inputs(self, images: list[np.ndarray], input_size: int, color_order: ColorOrder) -> torch.Tensor:
+        """Same-size images -> normalized (B, 3, h, w) on the device in the network's dtype."""
+        if self._fast is not None:
+            batch = images[0][None] if len(images) == 1 else np.stack(images)
+            x = self._fast(batch, input_size, color_order)
+        else:
+            arrays = [exact_preprocess(image, input_size, color_order) for image in images]
+            x = torch.from_numpy(arrays[0][None] if len(arrays) == 1 else np.stack(arrays)).to(self.device)
+        return x.to(self._dtype)
+
+    @torch.inference_mode()
+    def _run(self, images: list[np.ndarray], input_size: int, color_order: ColorOrder,
+             timings: dict[str, float]) -> list[np.ndarray]:
+        height, width = images[0].shape[:2]
+        start = time.perf_counter()
+        x = self._inputs(images, input_size, color_order)
+        self._sync()
+        prepared = time.perf_counter()
+        depth = self.model(x)
+        self._sync()
+        inferred = time.perf_counter()
+        depth = F.interpolate(depth[:, None].float(), (height, width), mode="bilinear", align_corners=True)[:, 0]
+        out = depth.cpu().numpy()
+        done = time.perf_counter()
+        timings["preprocess"] += prepared - start
+        timings["inference"] += inferred - prepared
+        timings["postprocess"] += done - inferred
+        return list(out)

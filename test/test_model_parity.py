@@ -1,0 +1,72 @@
+"""Parity with the official Depth Anything V2 outputs (fixtures made by the official code on stand-in weights)."""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+import pytest
+
+from dav2_ros.model.estimator import DepthEstimator
+
+FIXTURE_DIR = pathlib.Path(__file__).resolve().parent / "fixtures" / "parity"
+SHARED_CASES = pathlib.Path(__file__).resolve().parents[2] / "shared" / "reference" / "cases"
+BUNDLED = sorted(FIXTURE_DIR.glob("*.npz"))
+SHARED = sorted(p for p in SHARED_CASES.glob("*.npz") if p.name not in {b.name for b in BUNDLED})
+
+EXACT_TOLERANCE = 1e-4  # max|ours - ref| <= this * max|ref|
+
+
+def load_case(path: pathlib.Path) -> dict:
+    """The fields of one fixture as plain Python/numpy values."""
+    with np.load(path) as z:
+        return {"image_bgr": z["image_bgr"], "depth": z["depth"], "encoder": str(z["encoder"]),
+                "input_size": int(z["input_size"]), "max_depth": float(z["max_depth"])}
+
+
+_ESTIMATORS: dict[tuple, DepthEstimator] = {}
+
+
+def estimator_for(case: dict, preprocess: str, precision: str) -> DepthEstimator:
+    """A CPU estimator with the stand-in weights for this case's encoder and head (cached across tests)."""
+    metric = case["max_depth"] > 0
+    key = (case["encoder"], metric, case["max_depth"], preprocess, precision)
+    if key not in _ESTIMATORS:
+        _ESTIMATORS[key] = DepthEstimator.random(
+            encoder=case["encoder"], model_type="metric" if metric else "relative",
+            max_depth=case["max_depth"] if metric else 20.0, device="cpu", precision=precision,
+            preprocess=preprocess, seed=0)
+    return _ESTIMATORS[key]
+
+
+def case_params() -> list:
+    params = [pytest.param(p, id=f"bundled-{p.stem}") for p in BUNDLED]
+    if SHARED:
+        params += [pytest.param(p, id=f"shared-{p.stem}") for p in SHARED]
+    else:
+        params.append(pytest.param(None, id="shared-cases", marks=pytest.mark.skip(
+            reason=f"{SHARED_CASES} is absent on this machine; only the bundled fixtures are checked")))
+    return params
+
+
+def test_bundled_fixtures_present() -> None:
+    assert {p.name for p in BUNDLED} >= {"tum_small_vits_518.npz", "tum_metric20_vits_518.npz"}
+
+
+@pytest.mark.parametrize("path", case_params())
+def test_exact_fp32_matches_official(path: pathlib.Path) -> None:
+    case = load_case(path)
+    est = estimator_for(case, "exact", "fp32")
+    depth = est.infer(case["image_bgr"], case["input_size"], color_order="bgr")
+    ref = case["depth"]
+    assert depth.dtype == np.float32 and depth.shape == ref.shape
+    err = float(np.abs(depth - ref).max())
+    assert err <= EXACT_TOLERANCE * float(np.abs(ref).max()), f"max abs diff {err:.3g} vs max {np.abs(ref).max():.3g}"
+
+
+def test_rgb_input_equals_bgr_input() -> None:
+    case = load_case(FIXTURE_DIR / "tum_small_vits_518.npz")
+    est = estimator_for(case, "exact", "fp32")
+    from_bgr = est.infer(case["image_bgr"], case["input_size"], color_order="bgr")
+    from_rgb = est.infer(np.ascontiguousarray(case["image_bgr"][..., ::-1]), case["input_size"], color_order="rgb")
+    np.testing.assert_array_equal(from_bgr, from_rgb)
