@@ -4,7 +4,7 @@
 
 For each image it writes `<stem>.npy` (the raw float32 HxW output: meters for metric, inverse depth
 for relative; nothing rescaled) and `<stem>.png` (a colorized view, range = the image's 2nd-98th
-percentile) and prints the time per image. Without --checkpoint it loads the official file from
+percentile, near = warm) and prints the time per image. Without --checkpoint it loads the official file from
 the weights folder (see `dav2_weights`). Also reachable as `ros2 run dav2_ros dav2_infer` and
 `python -m dav2_ros.cli.infer`.
 """
@@ -118,24 +118,24 @@ def collect_images(inputs: Sequence[str]) -> list[Path]:
     return list(dict.fromkeys(images))
 
 
-def png_for(depth: np.ndarray, grayscale: bool) -> np.ndarray:
+def png_for(depth: np.ndarray, metric: bool, grayscale: bool) -> np.ndarray:
     """An 8-bit picture of `depth` for a person to look at, scaled to its 2nd-98th percentile.
 
-    Colorized with geometry.colorize.colorize_depth (BGR; NaN black), or 8-bit gray (dark = low value).
+    Near is warm (colorized, geometry.colorize.colorize_depth, BGR) or bright (grayscale) for both
+    metric depth (small = near) and relative inverse depth (large = near); NaN is black.
     """
-    finite = depth[np.isfinite(depth)]
-    if finite.size:
-        low, high = (float(v) for v in np.percentile(finite, PNG_PERCENTILES))
-    else:
-        low, high = 0.0, 1.0
+    from dav2_ros.geometry.colorize import colorize_depth, robust_range
+
+    low, high = robust_range(depth, *PNG_PERCENTILES)
     if not high > low:
         high = low + max(abs(low) * 1e-6, 1e-6)
     if grayscale:
-        scaled = np.clip((depth - low) / (high - low), 0.0, 1.0)
+        with np.errstate(invalid="ignore"):
+            scaled = np.clip((depth - low) / (high - low), 0.0, 1.0)
+        if metric:
+            scaled = 1.0 - scaled
         return np.nan_to_num(scaled * 255.0, nan=0.0).round().astype(np.uint8)
-    from dav2_ros.geometry.colorize import colorize_depth
-
-    return colorize_depth(depth, low, high)
+    return colorize_depth(depth, low, high, reverse=metric)
 
 
 def _load_estimator(args: argparse.Namespace, max_depth: float):
@@ -199,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
         npy_path = outdir / f"{image_path.stem}.npy"
         png_path = outdir / f"{image_path.stem}.png"
         np.save(npy_path, np.asarray(depth, dtype=np.float32))
-        if not cv2.imwrite(str(png_path), png_for(depth, args.grayscale)):
+        if not cv2.imwrite(str(png_path), png_for(depth, args.model_type == "metric", args.grayscale)):
             print(f"{PROG}: warning: could not write {png_path}", file=sys.stderr)
             failed += 1
         finite = depth[np.isfinite(depth)]

@@ -29,8 +29,6 @@ BASE_URL_ENV = "DAV2_WEIGHTS_BASE_URL"
 PARTIAL_PREFIX = ".partial-"
 _CHUNK = 1 << 20
 _USER_AGENT = "dav2_ros-weights/0.1 (+urllib)"
-# pretrained.patch_embed.proj.weight is (embed_dim, 3, 14, 14); the embed dim names the encoder.
-_EMBED_KEY = "pretrained.patch_embed.proj.weight"
 
 
 class DownloadError(RuntimeError):
@@ -73,35 +71,48 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify_loads(path: Path, encoder: str) -> None:
+def _has_checkpoint_signature(head: bytes) -> bool:
+    """Whether a file's first bytes look like torch.save output (zip or legacy pickle) or safetensors."""
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"\x80"):
+        return True
+    return len(head) >= 9 and head[8:9] == b"{"  # safetensors: u64 header length, then a JSON header
+
+
+def verify_loads(path: Path, encoder: str, label: Optional[str] = None) -> None:
     """Check that `path` loads as an official-layout checkpoint of `encoder`.
+
+    Args:
+        path: the file to load (usually the temporary download).
+        encoder: the encoder its shapes must say.
+        label: how to name the file in messages (the final file name rather than the temporary one).
 
     Raises:
         DownloadError: it does not load, or it holds another encoder's weights.
     """
     # Imported here: weights/ depends on the model's loader, never the other way round.
-    from dav2_ros.model.checkpoint import CheckpointError, load_state_dict
-    from dav2_ros.model.config import ENCODERS
+    from dav2_ros.model.checkpoint import CheckpointError, detect_encoder, load_state_dict
 
+    label = label or path.name
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    if not _has_checkpoint_signature(head):
+        raise DownloadError(
+            f"the downloaded {label} is not a PyTorch or safetensors file (it starts with {head[:12]!r})"
+        )
     try:
         state_dict = load_state_dict(path)
+        found, embed_dim = detect_encoder(state_dict)
     except CheckpointError as err:
-        raise DownloadError(f"the downloaded file does not load as a checkpoint: {err}") from err
+        detail = str(err).replace(str(path), label)
+        raise DownloadError(f"the downloaded file does not load as a checkpoint: {detail}") from err
     except Exception as err:  # a loader bug must still end in a clear refusal, not a kept file
         raise DownloadError(
             f"the downloaded file does not load as a checkpoint: {err.__class__.__name__}: {err}"
         ) from err
-    weight = state_dict.get(_EMBED_KEY)
-    if weight is None:
+    if found != encoder:
         raise DownloadError(
-            f"the downloaded file loads but is not a Depth Anything V2 checkpoint (no '{_EMBED_KEY}')"
-        )
-    expected = ENCODERS[encoder].embed_dim
-    if int(weight.shape[0]) != expected:
-        found = next((name for name, spec in ENCODERS.items() if spec.embed_dim == int(weight.shape[0])), "unknown")
-        raise DownloadError(
-            f"the downloaded file holds {found} weights (embed dim {int(weight.shape[0])}), "
-            f"expected {encoder} (embed dim {expected})"
+            f"the downloaded {label} holds {found or 'unknown'} weights (embed dim {embed_dim}), "
+            f"expected {encoder}"
         )
 
 
@@ -199,6 +210,12 @@ def download_file(
     tmp_path: Optional[Path] = None
     try:
         with response:
+            content_type = response.headers.get("Content-Type", "")
+            if content_type.split(";")[0].strip().lower() == "text/html":
+                raise DownloadError(
+                    f"{url} answered with an HTML page, not a checkpoint file "
+                    f"(a login, rate-limit or error page of a proxy or mirror?)"
+                )
             total = _content_length(response)
             if total is not None:
                 free = shutil.disk_usage(folder).free
@@ -266,7 +283,7 @@ def download_checkpoint(
     if destination.is_file() and not force:
         return DownloadResult(destination, destination.stat().st_size, None, False, downloaded=False)
     url = entry.url_from(base_url(base))
-    verify = (lambda path: verify_loads(path, entry.encoder)) if check_loads else None
+    verify = (lambda path: verify_loads(path, entry.encoder, entry.filename)) if check_loads else None
     size, digest = download_file(
         url, destination, expected_sha256=entry.sha256, verify=verify, progress=progress, timeout=timeout
     )
