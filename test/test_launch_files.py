@@ -1,0 +1,163 @@
+"""The launch files, checked from their syntax tree (launch/launch_ros are not on PyPI): every
+DeclareLaunchArgument is described, the arguments that override parameters name real node
+parameters, the remappings hit the node's topics, the replay file plays with --clock on sim time,
+and none of them uses eval/OpaqueFunction/subprocess. With launch installed, they are also loaded."""
+
+import ast
+import importlib.util
+import pathlib
+import re
+
+import pytest
+
+from dav2_ros.node.settings import SPECS_BY_NAME
+
+PROJECT_DIR = pathlib.Path(__file__).resolve().parent.parent
+LAUNCH_DIR = PROJECT_DIR / "launch"
+DEPTH_LAUNCH = LAUNCH_DIR / "depth.launch.py"
+REPLAY_LAUNCH = LAUNCH_DIR / "replay.launch.py"
+
+REQUIRED_DEPTH_ARGUMENTS = {"encoder", "model_type", "input_size", "checkpoint", "device", "precision",
+                            "params_file", "namespace", "image_topic", "camera_info_topic", "input_transport",
+                            "use_sim_time", "log_level"}
+# Launch arguments that are not node parameters of the same name.
+LAUNCH_ONLY = {"params_file", "namespace", "image_topic", "camera_info_topic", "log_level", "bag", "rate",
+               "play_delay"}
+# Parameters every ROS 2 node has.
+BUILTIN_PARAMETERS = {"use_sim_time"}
+
+
+def _call_name(node: ast.Call) -> str:
+    func = node.func
+    return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+
+
+def _module_dicts(tree: ast.Module) -> dict[str, ast.Dict]:
+    """Module-level `NAME = {...}` assignments."""
+    found = {}
+    for statement in tree.body:
+        if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Dict):
+            for target in statement.targets:
+                if isinstance(target, ast.Name):
+                    found[target.id] = statement.value
+    return found
+
+
+def _description_of(value: ast.expr) -> str:
+    """The text of a dict value that is a description string, or a (default, description) tuple."""
+    if isinstance(value, ast.Tuple):
+        value = value.elts[-1]
+    if isinstance(value, ast.Constant) and isinstance(value.value, str):
+        return value.value
+    if isinstance(value, ast.BinOp):  # implicit string concatenation spread over lines
+        return _description_of(value.left) + _description_of(value.right)
+    if isinstance(value, ast.JoinedStr):
+        return "".join(v.value for v in value.values if isinstance(v, ast.Constant))
+    raise AssertionError(f"description is not a literal string: {ast.dump(value)}")
+
+
+def declared_arguments(path: pathlib.Path) -> dict[str, str]:
+    """Name -> description of every DeclareLaunchArgument, including ones built in a comprehension
+    over a module-level dict (name -> description, or name -> (default, description))."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    dicts = _module_dicts(tree)
+    declared: dict[str, str] = {}
+    comprehension_sources: dict[int, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.ListComp, ast.GeneratorExp)):
+            iterated = node.generators[0].iter
+            if isinstance(iterated, ast.Call) and isinstance(iterated.func, ast.Attribute):
+                iterated = iterated.func.value  # X.items()
+            if isinstance(iterated, ast.Name) and iterated.id in dicts:
+                comprehension_sources[id(node.elt)] = iterated.id
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and _call_name(node) == "DeclareLaunchArgument"):
+            continue
+        keywords = {k.arg: k.value for k in node.keywords}
+        assert "description" in keywords, f"{path.name}: DeclareLaunchArgument without description: {ast.dump(node)}"
+        first = node.args[0] if node.args else keywords.get("name")
+        if isinstance(first, ast.Constant):
+            declared[first.value] = _description_of(keywords["description"])
+        else:
+            source = comprehension_sources.get(id(node))
+            assert source, f"{path.name}: cannot tell the name of {ast.dump(node)}"
+            for key, value in zip(dicts[source].keys, dicts[source].values):
+                assert isinstance(key, ast.Constant)
+                declared[key.value] = _description_of(value)
+    return declared
+
+
+def string_constants(path: pathlib.Path) -> set[str]:
+    """Every string literal in the file."""
+    tree = ast.parse(path.read_text())
+    return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+
+
+@pytest.mark.parametrize("path", [DEPTH_LAUNCH, REPLAY_LAUNCH], ids=lambda p: p.name)
+def test_every_argument_has_a_real_description(path):
+    declared = declared_arguments(path)
+    assert declared
+    for name, description in declared.items():
+        assert len(description) >= 15 and description.endswith("."), f"{path.name}: {name}: {description!r}"
+
+
+def test_depth_launch_declares_the_required_arguments_and_they_match_node_parameters():
+    declared = declared_arguments(DEPTH_LAUNCH)
+    assert REQUIRED_DEPTH_ARGUMENTS <= set(declared)
+    for name in declared:
+        assert name in LAUNCH_ONLY or name in BUILTIN_PARAMETERS or name in SPECS_BY_NAME, \
+            f"launch argument {name} is neither a node parameter nor a launch-only argument"
+    overrides = _module_dicts(ast.parse(DEPTH_LAUNCH.read_text()))["MODEL_ARGUMENTS"]
+    for key in overrides.keys:
+        assert key.value in SPECS_BY_NAME, f"MODEL_ARGUMENTS names {key.value}, which the node does not declare"
+
+
+def test_depth_launch_runs_our_executable_remaps_our_topics_and_uses_the_share_config():
+    source = DEPTH_LAUNCH.read_text()
+    tree = ast.parse(source)
+    nodes = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and _call_name(n) == "Node"]
+    assert len(nodes) == 1
+    keywords = {k.arg: k.value for k in nodes[0].keywords}
+    assert {k: ast.literal_eval(keywords[k]) for k in ("package", "executable", "name")} == \
+        {"package": "dav2_ros", "executable": "depth_node", "name": "depth_node"}
+    assert re.search(r'"depth_node\s*=\s*dav2_ros\.node\.depth_node:main"', (PROJECT_DIR / "setup.py").read_text())
+    remapped = {pair.elts[0].value for pair in keywords["remappings"].elts}
+    assert remapped == {"image", "image/compressed", "camera_info"}
+    assert "parameters" not in keywords  # they come from SetParametersFromFile + SetParameter, in that order
+    assert {"--ros-args", "--log-level", "config", "depth.yaml", "dav2_ros"} <= string_constants(DEPTH_LAUNCH)
+    assert (PROJECT_DIR / "config" / "depth.yaml").is_file()
+    calls = {_call_name(n) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    assert {"SetParametersFromFile", "SetParameter", "GroupAction", "FindPackageShare"} <= calls
+
+
+def test_replay_plays_the_bag_with_clock_and_runs_the_node_on_sim_time():
+    tree = ast.parse(REPLAY_LAUNCH.read_text())
+    processes = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and _call_name(n) == "ExecuteProcess"]
+    assert len(processes) == 1
+    cmd = {k.arg: k.value for k in processes[0].keywords}["cmd"]
+    literal = [e.value for e in cmd.elts if isinstance(e, ast.Constant)]
+    assert literal[:3] == ["ros2", "bag", "play"] and "--clock" in literal
+    assert {"depth.launch.py", "use_sim_time", "true"} <= string_constants(REPLAY_LAUNCH)
+    passed = set(declared_arguments(REPLAY_LAUNCH)) - {"bag", "rate", "play_delay"}
+    assert passed <= set(declared_arguments(DEPTH_LAUNCH)), "replay passes arguments depth.launch.py lacks"
+
+
+@pytest.mark.parametrize("path", [DEPTH_LAUNCH, REPLAY_LAUNCH], ids=lambda p: p.name)
+def test_no_eval_opaque_function_or_subprocess(path):
+    tree = ast.parse(path.read_text())
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | \
+        {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)} | \
+        {alias.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for alias in n.names}
+    assert not names & {"eval", "exec", "OpaqueFunction", "PythonExpression", "subprocess", "os"}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("launch") is None or importlib.util.find_spec("launch_ros") is None,
+                    reason="launch/launch_ros are not installed (not on PyPI); they come with a ROS 2 distro")
+@pytest.mark.parametrize("path", [DEPTH_LAUNCH, REPLAY_LAUNCH], ids=lambda p: p.name)
+def test_launch_files_load_with_the_real_launch_api(path):
+    from launch.launch_description_sources import get_launch_description_from_python_launch_file
+
+    description = get_launch_description_from_python_launch_file(str(path))
+    arguments = {a.name: a.description for a in description.get_launch_arguments()}
+    assert set(declared_arguments(path)) <= set(arguments)
+    assert all(arguments.values())

@@ -1,0 +1,164 @@
+"""Parameters: the table's checks, the YAML defaults and presets, and the ROS descriptors and on-set
+refusals on a real rclpy node (without the model: `NodeParameters` on a plain Node)."""
+
+import pathlib
+
+import pytest
+import rclpy
+from rclpy.context import Context
+from rclpy.exceptions import InvalidParameterValueException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from dav2_ros.node.parameters import NodeParameters
+from dav2_ros.node.settings import (
+    PARAM_SPECS,
+    NodeSettings,
+    SettingsError,
+    check_value,
+    load_params_file,
+    settings_from_file,
+)
+
+CONFIG_DIR = pathlib.Path(__file__).resolve().parent.parent / "config"
+READ_ONLY = {"encoder", "model_type", "checkpoint", "weights_dir", "device", "precision", "input_transport",
+             "qos.input_depth", "qos.output_reliability", "qos.output_depth"}
+
+
+# ------------------------------------------------------------------------------ ROS-free table checks
+@pytest.mark.parametrize("name, value, reason", [
+    ("input_size", 100, "multiple of 14"),
+    ("input_size", 56, "[70, 1540]"),
+    ("input_size", 1554, "[70, 1540]"),
+    ("input_size", 518.0, "expected an integer"),
+    ("encoder", "vitx", "one of vits, vitb, vitl"),
+    ("model_type", "absolute", "one of metric, relative"),
+    ("device", "gpu", "auto, cpu, cuda or cuda:N"),
+    ("precision", "int8", "one of auto, fp32, fp16, bf16"),
+    ("qos.output_reliability", "sometimes", "reliable, best_effort"),
+    ("cloud_stride", 0, "[1, 16]"),
+    ("max_depth", float("nan"), "finite"),
+    ("min_depth", -1.0, "[0, 1000]"),
+    ("publish_cloud", "yes", "expected bool"),
+])
+def test_invalid_values_are_refused_with_a_reason(name, value, reason):
+    assert reason in (check_value(name, value) or "")
+
+
+@pytest.mark.parametrize("name, value", [
+    ("input_size", 70), ("input_size", 518), ("input_size", 1540), ("device", "cuda:1"), ("device", "cpu"),
+    ("max_depth", 80), ("encoder", "vitb"),
+])
+def test_valid_values_pass(name, value):
+    assert check_value(name, value) is None
+
+
+def test_depth_yaml_holds_exactly_the_declared_defaults():
+    params = load_params_file(CONFIG_DIR / "depth.yaml")
+    assert set(params) == {spec.name for spec in PARAM_SPECS}
+    assert settings_from_file(CONFIG_DIR / "depth.yaml") == NodeSettings()
+
+
+@pytest.mark.parametrize("preset, expected", [
+    ("indoor.yaml", {"model_type": "metric", "dataset": "hypersim", "max_depth": 20.0}),
+    ("outdoor.yaml", {"model_type": "metric", "dataset": "vkitti", "max_depth": 80.0}),
+    ("relative.yaml", {"model_type": "relative"}),
+])
+def test_presets_load_and_set_their_model(preset, expected):
+    settings = settings_from_file(CONFIG_DIR / preset)
+    assert {name: settings.as_params()[name] for name in expected} == expected
+    if settings.model_type == "metric":
+        assert settings.max_valid_depth <= settings.max_depth
+
+
+def test_inconsistent_combinations_are_refused():
+    with pytest.raises(SettingsError, match="min_depth .* must be below max_valid_depth"):
+        NodeSettings.from_params({"min_depth": 5.0, "max_valid_depth": 2.0})
+    with pytest.raises(SettingsError, match="relative models only"):
+        NodeSettings.from_params({"model_type": "metric", "relative_scale": 2.0})
+    with pytest.raises(SettingsError, match="unknown parameter"):
+        NodeSettings.from_params({"input_sise": 518})
+    relative = NodeSettings.from_params({"model_type": "relative", "relative_scale": 0.5})
+    assert relative.publishes_metric_depth and not NodeSettings(model_type="relative").publishes_metric_depth
+
+
+def test_params_file_without_a_section_for_the_node_is_refused(tmp_path):
+    path = tmp_path / "other.yaml"
+    path.write_text("other_node:\n  ros__parameters:\n    input_size: 308\n")
+    with pytest.raises(SettingsError, match="no section for depth_node"):
+        load_params_file(path)
+
+
+# ------------------------------------------------------------------- descriptors on a real rclpy node
+@pytest.fixture
+def ros_context():
+    context = Context()
+    rclpy.init(context=context)
+    yield context
+    rclpy.try_shutdown(context=context)
+
+
+def make_node(context, overrides=()):
+    return Node("depth_node", context=context,
+                parameter_overrides=[Parameter(name, value=value) for name, value in overrides])
+
+
+@pytest.mark.ros
+def test_descriptors_carry_description_ranges_and_read_only(ros_context):
+    node = make_node(ros_context)
+    try:
+        NodeParameters(node)
+        for spec in PARAM_SPECS:
+            descriptor = node.describe_parameter(spec.name)
+            assert descriptor.description, spec.name
+            assert descriptor.read_only == (spec.name in READ_ONLY or spec.read_only), spec.name
+        assert READ_ONLY <= {spec.name for spec in PARAM_SPECS if spec.read_only}
+        size_range = node.describe_parameter("input_size").integer_range[0]
+        assert (size_range.from_value, size_range.to_value, size_range.step) == (70, 1540, 14)
+        assert node.describe_parameter("min_depth").floating_point_range
+        assert "vits" in node.describe_parameter("encoder").additional_constraints
+    finally:
+        node.destroy_node()
+
+
+@pytest.mark.ros
+def test_runtime_changes_are_validated_and_reach_the_settings(ros_context):
+    node = make_node(ros_context)
+    changes = []
+    try:
+        params = NodeParameters(node, on_change=changes.append)
+        refused = {
+            "input_size": 100, "cloud_stride": 0, "max_valid_depth": 0.05,  # below min_depth 0.1
+        }
+        for name, value in refused.items():
+            result = node.set_parameters([Parameter(name, value=value)])[0]
+            assert not result.successful and result.reason, name
+        # rclpy checks the descriptor's range/step itself, before the on-set callback
+        assert "step: 14" in node.set_parameters([Parameter("input_size", value=100)])[0].reason
+        assert "min_depth" in node.set_parameters([Parameter("max_valid_depth", value=0.05)])[0].reason
+        read_only = node.set_parameters([Parameter("encoder", value="vitb")])[0]
+        assert not read_only.successful and "read-only" in read_only.reason
+        assert params.settings == NodeSettings() and not changes
+
+        assert node.set_parameters([Parameter("input_size", value=308)])[0].successful
+        assert node.set_parameters([Parameter("cloud_stride", value=2)])[0].successful
+        assert params.settings.input_size == 308 and params.settings.cloud_stride == 2
+        assert [c.input_size for c in changes] == [308, 308]
+    finally:
+        node.destroy_node()
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("overrides, reason", [
+    ([("encoder", "vitx")], "must be one of vits, vitb, vitl"),
+    ([("input_size", 100)], ""),
+    ([("min_depth", 30.0), ("max_valid_depth", 20.0)], "must be below max_valid_depth"),
+])
+def test_invalid_startup_values_are_refused_at_declaration(ros_context, overrides, reason):
+    node = make_node(ros_context, overrides)
+    try:
+        with pytest.raises(InvalidParameterValueException) as error:
+            NodeParameters(node)
+        assert reason in str(error.value)
+    finally:
+        node.destroy_node()

@@ -1,0 +1,99 @@
+"""The latest-frame slot and the worker thread: newest frame only, drops counted, errors survived,
+clean stop. Plain threads, no ROS."""
+
+import threading
+import time
+
+from dav2_ros.node.frame_worker import FrameWorker, LatestSlot
+from node_harness import wait_until
+
+
+def test_slot_keeps_only_the_newest_item_and_counts_the_dropped():
+    slot: LatestSlot[int] = LatestSlot()
+    assert slot.put(1) is False
+    assert slot.put(2) is True
+    assert slot.put(3) is True
+    assert slot.dropped == 2
+    assert slot.take(timeout=0.1) == 3
+    assert slot.take(timeout=0.05) is None  # empty again
+    assert slot.dropped == 2
+
+
+def test_take_wakes_on_put_and_on_close():
+    slot: LatestSlot[str] = LatestSlot()
+    got = []
+    taker = threading.Thread(target=lambda: got.append(slot.take(timeout=10.0)))
+    taker.start()
+    time.sleep(0.1)
+    slot.put("frame")
+    taker.join(timeout=2.0)
+    assert got == ["frame"]
+
+    closer = threading.Thread(target=lambda: got.append(slot.take(timeout=10.0)))
+    start = time.monotonic()
+    closer.start()
+    slot.close()
+    closer.join(timeout=2.0)
+    assert got == ["frame", None] and time.monotonic() - start < 2.0
+    assert slot.put("late") is False and slot.take(timeout=0.01) is None
+
+
+def test_slow_handler_sees_the_newest_frames_and_older_ones_are_dropped():
+    handled: list[int] = []
+    release = threading.Event()
+
+    def handle(frame: int) -> None:
+        release.wait(5.0)
+        handled.append(frame)
+
+    worker: FrameWorker[int] = FrameWorker(handle, on_error=lambda error: None)
+    worker.start()
+    try:
+        worker.submit(0)
+        wait_until(worker.busy.is_set, 5.0, "the worker to pick frame 0")
+        for frame in range(1, 30):  # arrive while frame 0 is in flight
+            worker.submit(frame)
+        release.set()
+        wait_until(lambda: handled[-1:] == [29], 5.0, "the newest frame to be handled")
+        assert handled == [0, 29]
+        assert worker.slot.dropped == 28
+    finally:
+        assert worker.stop(timeout=5.0)
+
+
+def test_an_exception_in_one_frame_is_reported_and_the_loop_goes_on():
+    errors: list[BaseException] = []
+    handled: list[int] = []
+
+    def handle(frame: int) -> None:
+        if frame == 1:
+            raise ValueError("bad frame")
+        handled.append(frame)
+
+    worker: FrameWorker[int] = FrameWorker(handle, on_error=errors.append)
+    worker.start()
+    try:
+        worker.submit(1)
+        wait_until(lambda: errors, 5.0, "the error report")
+        worker.submit(2)
+        wait_until(lambda: handled == [2], 5.0, "the next frame")
+        assert isinstance(errors[0], ValueError) and str(errors[0]) == "bad frame"
+    finally:
+        assert worker.stop(timeout=5.0)
+
+
+def test_stop_waits_for_the_frame_in_flight_and_ends_the_thread():
+    finished = threading.Event()
+
+    def handle(frame: int) -> None:
+        time.sleep(0.3)
+        finished.set()
+
+    worker: FrameWorker[int] = FrameWorker(handle, on_error=lambda error: None)
+    worker.start()
+    worker.submit(1)
+    wait_until(worker.busy.is_set, 5.0, "the worker to start the frame")
+    assert worker.stop(timeout=5.0) is True
+    assert finished.is_set()
+    assert worker.stopping
+    assert not any(t.name == "dav2_frame_worker" and t.is_alive() for t in threading.enumerate())
