@@ -12,6 +12,7 @@ the weights folder (see `dav2_weights`). Also reachable as `ros2 run dav2_ros da
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 import sys
 import time
@@ -140,6 +141,10 @@ def png_for(depth: np.ndarray, metric: bool, grayscale: bool) -> np.ndarray:
 
 def _load_estimator(args: argparse.Namespace, max_depth: float):
     """The DepthEstimator the arguments ask for (random weights, an explicit file, or the official one)."""
+    # The checkpoint is resolved before torch is imported, so a missing file is reported at once.
+    path = None if args.random_weights else resolve_checkpoint(
+        args.checkpoint, args.encoder, args.model_type, args.dataset, args.weights_dir
+    )
     from dav2_ros.model.estimator import DepthEstimator
 
     common = dict(
@@ -150,14 +155,13 @@ def _load_estimator(args: argparse.Namespace, max_depth: float):
         precision=args.precision,
         preprocess=args.preprocess,
     )
-    if args.random_weights:
+    if path is None:
         print(
             f"{PROG}: WARNING: --random-weights: the network has RANDOM weights; the depth it writes is "
             f"MEANINGLESS (use it only to test the pipeline)",
             file=sys.stderr,
         )
-        return DepthEstimator.random(seed=args.seed, **common), "random weights"
-    path = resolve_checkpoint(args.checkpoint, args.encoder, args.model_type, args.dataset, args.weights_dir)
+        return DepthEstimator.random(seed=args.seed, **common), f"random weights (seed {args.seed})"
     return DepthEstimator.from_checkpoint(path, **common), str(path)
 
 
@@ -204,9 +208,10 @@ def run(args: argparse.Namespace) -> int:
             failed += 1
         finite = depth[np.isfinite(depth)]
         value_range = f"{finite.min():.3g}..{finite.max():.3g}" if finite.size else "no finite values"
+        stages = ", ".join(f"{name} {seconds:.3f}" for name, seconds in getattr(estimator, "last_timings", {}).items())
         print(
-            f"[{index}/{len(images)}] {image_path.name} {image.shape[1]}x{image.shape[0]}: {elapsed:.3f} s, "
-            f"range {value_range} -> {npy_path.name}, {png_path.name}"
+            f"[{index}/{len(images)}] {image_path.name} {image.shape[1]}x{image.shape[0]}: {elapsed:.3f} s"
+            f"{f' ({stages})' if stages else ''}, range {value_range} -> {npy_path.name}, {png_path.name}"
         )
     if times:
         print(
@@ -222,6 +227,8 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the console script; returns the exit status."""
     args = build_parser().parse_args(argv)
+    # The model reports checkpoint-name warnings (e.g. a metric file run as relative) through logging.
+    logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(levelname)s: %(message)s", stream=sys.stderr)
     try:
         return run(args)
     except (UsageError, WeightsNotFound) as err:
