@@ -218,9 +218,15 @@ def test_matching_published_checksum_is_verified(server, tmp_path):
         official_checkpoint("vitb", "relative"), sha256=hashlib.sha256(body).hexdigest()
     )
     server.routes[_path_of(entry)] = Route(body=body)
-    result = download_checkpoint(entry, tmp_path, base=server.base_url, progress=False)
+    old_umask = os.umask(0o027)
+    try:
+        result = download_checkpoint(entry, tmp_path, base=server.base_url, progress=False)
+    finally:
+        os.umask(old_umask)
     assert result.downloaded and result.checksum_verified
     assert result.size == len(body) and (tmp_path / entry.filename).read_bytes() == body
+    # Not the owner-only mode of the temporary file: what a plain open() would have created.
+    assert (tmp_path / entry.filename).stat().st_mode & 0o777 == 0o640
 
 
 def test_truncated_transfer_leaves_nothing_under_the_final_name(server, tmp_path):

@@ -128,6 +128,13 @@ def _describe_url_error(url: str, err: BaseException) -> str:
     return f"download of {url} failed: {err}"
 
 
+def _current_umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _content_length(response: http.client.HTTPResponse) -> Optional[int]:
     """The response's declared body size, or None when it declares none (or nonsense)."""
     value = response.headers.get("Content-Length")
@@ -150,7 +157,7 @@ def _stream_to(
         total=total,
         unit="B",
         unit_scale=True,
-        unit_divisor=1024,
+        unit_divisor=1000,
         desc=label,
         disable=not progress,
         file=sys.stderr,
@@ -245,6 +252,8 @@ def download_file(
             )
         if verify is not None:
             verify(tmp_path)
+        # mkstemp makes the file owner-only; give it the permissions a normally created file would get.
+        os.chmod(tmp_path, 0o666 & ~_current_umask())
         os.replace(tmp_path, destination)
         tmp_path = None
         return received, digest
