@@ -11,6 +11,7 @@ from typing import Any
 from dav2_ros.model.checkpoint import CheckpointError
 from dav2_ros.model.estimator import DepthEstimator
 from dav2_ros.node.settings import NodeSettings
+from dav2_ros.processing import ProcessingSettings
 from dav2_ros.weights.cache import WeightsNotFound, resolve_checkpoint
 
 # Warm-up image size: a 4:3 frame whose shorter side is the input size.
@@ -72,6 +73,21 @@ def describe_estimator(estimator: DepthEstimator, settings: NodeSettings, source
         "preprocess": estimator.preprocess,
         "input_size": str(settings.input_size),
     }
+
+
+def processing_settings(settings: NodeSettings) -> ProcessingSettings:
+    """The per-frame options of `FrameProcessor` from the node's settings (the preview is asked per frame)."""
+    return ProcessingSettings(
+        input_size=settings.input_size,
+        min_depth=settings.min_depth,
+        max_valid_depth=settings.max_valid_depth,
+        publish_cloud=settings.publish_cloud,
+        cloud_stride=settings.cloud_stride,
+        cloud_rgb=settings.cloud_rgb,
+        colorize=False,
+        relative_scale=settings.relative_scale if settings.relative_scale > 0.0 else None,
+        relative_shift=settings.relative_shift,
+    )
 
 
 def apply_num_threads(num_threads: int) -> None:

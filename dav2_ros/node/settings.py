@@ -90,9 +90,11 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("cloud_stride", 1, "Keep every Nth row and column in the point cloud (1 = full resolution).",
               int_range=(1, 16, 1)),
     ParamSpec("cloud_rgb", False, "Add the image color to every point as a packed float32 `rgb` field."),
-    ParamSpec("relative_scale", 0.0, "Relative models only: metric inverse depth = relative_scale * output + "
-              "relative_shift. 0: no conversion, only depth/relative is published."),
-    ParamSpec("relative_shift", 0.0, "Relative models only: see relative_scale."),
+    ParamSpec("relative_scale", 0.0, "Relative models only: metric inverse depth [1/m] = relative_scale * output "
+              "+ relative_shift, depth = its inverse. 0: no conversion, only depth/relative is published.",
+              float_range=(0.0, 1.0e9)),
+    ParamSpec("relative_shift", 0.0, "Relative models only: see relative_scale.",
+              float_range=(-1.0e9, 1.0e9)),
     ParamSpec("qos.input_depth", 2, "History depth of the image and camera_info subscriptions (sensor-data QoS: "
               "best effort, keep last).", read_only=True, int_range=(1, 100, 1)),
     ParamSpec("qos.output_reliability", "reliable", "Reliability of the outputs: reliable (every consumer can "
