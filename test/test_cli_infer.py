@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -71,7 +72,12 @@ def test_random_weights_write_raw_float32_depth_at_the_input_size(tum_png, tmp_p
     )
     assert result.returncode == 0, result.stderr
     assert "WARNING: --random-weights" in result.stderr and "MEANINGLESS" in result.stderr
-    assert "[1/1] tum.png 640x480: " in result.stdout and " s, range " in result.stdout
+    assert re.search(
+        r"^\[1/1\] tum\.png 640x480: \d+\.\d{3} s \(preprocess \d+\.\d{3}, inference \d+\.\d{3}, "
+        r"postprocess \d+\.\d{3}\), range [\d.e+-]+\.\.[\d.e+-]+ -> tum\.npy, tum\.png$",
+        result.stdout,
+        re.MULTILINE,
+    ), result.stdout
 
     depth = np.load(out / "tum.npy")
     assert depth.dtype == np.float32 and depth.shape == (480, 640)
