@@ -20,8 +20,13 @@ def test_range_mask_is_inclusive_and_nans_non_finite():
     assert same is depth and np.isnan(depth[1, 2])
 
 
+def test_range_mask_without_upper_bound():
+    depth = np.array([[0.05, 1e6, np.inf]], dtype=np.float32)
+    np.testing.assert_array_equal(np.isfinite(depth_range_mask(depth, 0.1, np.inf)), [[False, True, False]])
+
+
 def test_range_mask_refuses_bad_ranges():
-    for lo, hi in ((1.0, 1.0), (-1.0, 2.0), (0.0, np.inf)):
+    for lo, hi in ((1.0, 1.0), (-1.0, 2.0), (np.nan, 2.0), (0.0, np.nan), (np.inf, np.inf)):
         with pytest.raises(ValueError):
             depth_range_mask(np.ones((2, 2), np.float32), lo, hi)
 

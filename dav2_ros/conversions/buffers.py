@@ -65,3 +65,8 @@ def to_byte_array(values: np.ndarray) -> array.array:
     out = array.array("B")
     out.frombytes(memoryview(contiguous).cast("B"))
     return out
+
+
+def zeroed_byte_array(size: int) -> array.array:
+    """An ``array('B')`` of ``size`` zero bytes, to be filled in place through ``np.frombuffer``."""
+    return array.array("B", b"\0") * size if size else array.array("B")

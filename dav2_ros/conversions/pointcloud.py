@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from dav2_ros.conversions.buffers import to_byte_array
+from dav2_ros.conversions.buffers import zeroed_byte_array
 
 #: sensor_msgs/PointField datatype constant for FLOAT32.
 FLOAT32 = 7
@@ -58,16 +58,17 @@ def pointcloud_fields(xyz: np.ndarray, rgb: np.ndarray | None = None) -> dict[st
     if xyz.ndim != 3 or xyz.shape[2] != 3:
         raise ValueError(f"xyz must have shape (h, w, 3), got {xyz.shape}")
     height, width = xyz.shape[:2]
-    floats_per_point = (XYZRGB_POINT_STEP if rgb is not None else XYZ_POINT_STEP) // 4
-    points = np.zeros((height, width, floats_per_point), dtype="<f4")
-    points[..., :3] = xyz
+    if rgb is not None and (rgb.shape != (height, width, 3) or rgb.dtype != np.uint8):
+        raise ValueError(f"rgb must be uint8 of shape {(height, width, 3)}, got {rgb.dtype} {rgb.shape}")
+    point_step = XYZRGB_POINT_STEP if rgb is not None else XYZ_POINT_STEP
+    # Write straight into the message's zeroed byte container (padding stays zero): no second copy.
+    data = zeroed_byte_array(height * width * point_step)
+    np.frombuffer(data, dtype="<f4").reshape(height, width, point_step // 4)[..., :3] = xyz
     fields = list(XYZ_FIELDS)
     if rgb is not None:
-        if rgb.shape != (height, width, 3) or rgb.dtype != np.uint8:
-            raise ValueError(f"rgb must be uint8 of shape {(height, width, 3)}, got {rgb.dtype} {rgb.shape}")
-        points.view("<u4")[..., 4] = pack_rgb(rgb)
+        # Little-endian 0x00RRGGBB is the bytes b, g, r, 0: exactly the BGR pixel, copied as bytes.
+        np.frombuffer(data, dtype=np.uint8).reshape(height, width, point_step)[..., 16:19] = rgb
         fields.append(RGB_FIELD)
-    point_step = floats_per_point * 4
     return {
         "height": height,
         "width": width,
@@ -75,7 +76,7 @@ def pointcloud_fields(xyz: np.ndarray, rgb: np.ndarray | None = None) -> dict[st
         "is_bigendian": False,
         "point_step": point_step,
         "row_step": point_step * width,
-        "data": to_byte_array(points),
+        "data": data,
         "is_dense": False,
     }
 

@@ -25,11 +25,11 @@ def depth_range_mask(
 
     Args:
         depth: HxW depth in meters.
-        min_depth, max_depth: the validity range (``0 <= min_depth < max_depth``).
+        min_depth, max_depth: the validity range (``0 <= min_depth < max_depth``; ``max_depth`` may be inf).
         inplace: write into ``depth`` (must be a writable float32 array) instead of a copy.
     """
-    if not (math.isfinite(min_depth) and math.isfinite(max_depth) and 0.0 <= min_depth < max_depth):
-        raise ValueError(f"need 0 <= min_depth < max_depth (finite), got {min_depth}, {max_depth}")
+    if not (math.isfinite(min_depth) and 0.0 <= min_depth < max_depth):
+        raise ValueError(f"need 0 <= min_depth < max_depth (min finite), got {min_depth}, {max_depth}")
     if inplace:
         if depth.dtype != np.float32 or not depth.flags.writeable:
             raise ValueError("inplace masking needs a writable float32 array")
@@ -73,14 +73,14 @@ def colorize_depth(
         raise ValueError(f"need finite vmin <= vmax, got {vmin}, {vmax}")
     if colormap not in _COLORMAPS:
         raise ValueError(f"colormap must be one of {sorted(_COLORMAPS)}, got {colormap!r}")
-    span = max(vmax - vmin, 1e-12)
-    finite = np.isfinite(depth)
-    with np.errstate(invalid="ignore"):
-        scaled = (np.where(finite, depth, vmin).astype(np.float32) - np.float32(vmin)) * np.float32(255.0 / span)
+    gain = 255.0 / max(vmax - vmin, 1e-12)
+    # level = round((d - vmin) * gain), or 255 minus that when reversed, as one multiply-add.
+    slope, offset = (-gain, 255.0 + vmin * gain) if reverse else (gain, -vmin * gain)
+    scaled = np.multiply(depth, np.float32(slope), dtype=np.float32)
+    scaled += np.float32(offset + 0.5)
     np.clip(scaled, 0.0, 255.0, out=scaled)
-    if reverse:
-        np.subtract(255.0, scaled, out=scaled)
-    levels = np.rint(scaled).astype(np.uint8)
+    with np.errstate(invalid="ignore"):  # NaN levels are blacked out below
+        levels = scaled.astype(np.uint8)
     colored = cv2.applyColorMap(levels, _COLORMAPS[colormap])
-    colored[~finite] = 0
+    colored[~np.isfinite(depth)] = 0
     return colored

@@ -1,0 +1,212 @@
+"""The ROS-free per-frame pipeline shared by the node and the offline tool: image -> depth, cloud, preview.
+
+``FrameProcessor.process`` runs the estimator on a decoded image, turns its output into metric depth
+(NaN outside the validity range), back-projects it with the intrinsics scaled to the depth image,
+and colorizes it on request, timing every stage. It builds no messages (see ``conversions``).
+
+Relative models give affine-invariant inverse depth ``r`` (larger = nearer). With a user-given
+conversion, metric depth is ``1 / (relative_scale * r + relative_shift)`` -- the affine fit is done
+in inverse-depth space, where the model's ambiguity lives -- and pixels whose converted inverse
+depth is not positive are invalid (NaN). Without a conversion there is no metric depth and no cloud:
+only ``relative``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import InitVar, dataclass, field
+from typing import Literal, Protocol
+
+import numpy as np
+
+from dav2_ros.geometry.backproject import backproject
+from dav2_ros.geometry.colorize import Colormap, colorize_depth, depth_range_mask, robust_range
+from dav2_ros.geometry.intrinsics import Intrinsics
+
+ColorOrder = Literal["rgb", "bgr"]
+
+
+class _ModelConfig(Protocol):
+    model_type: str
+    max_depth: float
+
+
+class Estimator(Protocol):
+    """What ``FrameProcessor`` needs of ``dav2_ros.model.estimator.DepthEstimator``."""
+
+    config: _ModelConfig
+    last_timings: dict[str, float]
+
+    def infer(self, image: np.ndarray, input_size: int = 518, color_order: ColorOrder = "rgb") -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class ProcessingSettings:
+    """Per-frame processing options (the node's parameters of the same names).
+
+    Attributes:
+        input_size: the network's input resolution (shorter side), >= 14.
+        min_depth: depths below this (meters) become NaN.
+        max_valid_depth: depths above this become NaN; ``None``: the metric head's ``max_depth``
+            (or no upper bound for converted relative depth). Also accepted as ``max_depth_valid=``.
+        publish_cloud: compute ``xyz`` (needs intrinsics and metric depth).
+        cloud_stride: keep every Nth row and column of the cloud (1 = all).
+        cloud_rgb: the caller colors the cloud (``pointcloud_fields(xyz, image[::s, ::s])``); kept
+            here so one object carries all of a frame's options.
+        colorize: default for ``process(colorize=None)``.
+        colormap: ``"turbo"`` or ``"inferno"`` for the preview.
+        relative_scale, relative_shift: relative models only; metric inverse depth =
+            ``relative_scale * output + relative_shift``. ``relative_scale`` 0 or None: no conversion.
+    """
+
+    input_size: int = 518
+    min_depth: float = 0.1
+    max_valid_depth: float | None = None
+    publish_cloud: bool = True
+    cloud_stride: int = 1
+    cloud_rgb: bool = False
+    colorize: bool = False
+    colormap: Colormap = "turbo"
+    relative_scale: float | None = None
+    relative_shift: float = 0.0
+    max_depth_valid: InitVar[float | None] = None
+
+    def __post_init__(self, max_depth_valid: float | None) -> None:
+        if max_depth_valid is not None:
+            object.__setattr__(self, "max_valid_depth", max_depth_valid)
+        if self.relative_scale == 0.0:
+            object.__setattr__(self, "relative_scale", None)
+        problem = self._problem()
+        if problem:
+            raise ValueError(f"invalid processing settings: {problem}")
+
+    def _problem(self) -> str | None:
+        """Why these settings cannot work, or None."""
+        if isinstance(self.input_size, bool) or not isinstance(self.input_size, int) or self.input_size < 14:
+            return f"input_size must be an integer >= 14, got {self.input_size!r}"
+        if not (math.isfinite(self.min_depth) and self.min_depth >= 0.0):
+            return f"min_depth must be finite and >= 0, got {self.min_depth}"
+        if self.max_valid_depth is not None and not self.max_valid_depth > self.min_depth:
+            return f"max_valid_depth ({self.max_valid_depth}) must be above min_depth ({self.min_depth})"
+        if isinstance(self.cloud_stride, bool) or not isinstance(self.cloud_stride, int) or self.cloud_stride < 1:
+            return f"cloud_stride must be an integer >= 1, got {self.cloud_stride!r}"
+        if self.colormap not in ("turbo", "inferno"):
+            return f"colormap must be 'turbo' or 'inferno', got {self.colormap!r}"
+        if self.relative_scale is not None and not (math.isfinite(self.relative_scale) and self.relative_scale > 0):
+            return f"relative_scale must be > 0 (larger output = nearer), got {self.relative_scale}"
+        if not math.isfinite(self.relative_shift):
+            return f"relative_shift must be finite, got {self.relative_shift}"
+        return None
+
+
+@dataclass
+class FrameResult:
+    """One frame's outputs; ``None`` for what this frame does not produce.
+
+    Attributes:
+        depth: HxW float32 meters along the optical axis, NaN where invalid (metric models, or
+            relative ones with a conversion).
+        relative: HxW float32 inverse depth without scale (relative models only).
+        depth_intrinsics: the intrinsics at the depth image's size (what ``xyz`` was computed with
+            and what depth/camera_info carries).
+        xyz: ``ceil(H/s) x ceil(W/s) x 3`` float32 points, NaN where depth is NaN.
+        colored: HxWx3 uint8 BGR preview.
+        timings: seconds per stage: preprocess, inference, postprocess (the estimator's), depth
+            (validity mask / conversion), cloud, colorize, total.
+    """
+
+    depth: np.ndarray | None
+    relative: np.ndarray | None
+    depth_intrinsics: Intrinsics | None
+    xyz: np.ndarray | None
+    colored: np.ndarray | None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class FrameProcessor:
+    """Runs one estimator with fixed ``ProcessingSettings`` on successive frames (one thread at a time)."""
+
+    def __init__(self, estimator: Estimator, settings: ProcessingSettings) -> None:
+        self.estimator = estimator
+        self.settings = settings
+        self.is_metric_model = estimator.config.model_type == "metric"
+
+    @property
+    def publishes_metric_depth(self) -> bool:
+        """Metric models always; relative models only with a conversion (``relative_scale``)."""
+        return self.is_metric_model or self.settings.relative_scale is not None
+
+    def process(
+        self,
+        image: np.ndarray,
+        color_order: ColorOrder,
+        intrinsics: Intrinsics | None = None,
+        colorize: bool | None = None,
+    ) -> FrameResult:
+        """Depth (and cloud, preview) for one HxWx3 uint8 image; the depth has the image's size.
+
+        Args:
+            image: the decoded camera image (any strides; not modified).
+            color_order: ``"rgb"`` or ``"bgr"``.
+            intrinsics: the camera's intrinsics at any resolution of the same aspect ratio (they are
+                scaled to the image), or None: no cloud and no ``depth_intrinsics``.
+            colorize: compute ``colored``; None uses ``settings.colorize``.
+
+        Raises:
+            IntrinsicsError: the intrinsics cannot be scaled to the image (``aspect_mismatch``),
+                raised before inference so the frame costs nothing.
+        """
+        start = time.perf_counter()
+        settings = self.settings
+        height, width = image.shape[:2]
+        depth_intrinsics = intrinsics.scaled_to(width, height) if intrinsics is not None else None
+
+        output = self.estimator.infer(image, input_size=settings.input_size, color_order=color_order)
+        timings = {key: float(value) for key, value in self.estimator.last_timings.items()}
+
+        stage = time.perf_counter()
+        depth, relative = self._depth_from(output)
+        timings["depth"] = time.perf_counter() - stage
+
+        xyz = None
+        stage = time.perf_counter()
+        if settings.publish_cloud and depth is not None and depth_intrinsics is not None:
+            xyz = backproject(depth, depth_intrinsics, settings.cloud_stride)
+        timings["cloud"] = time.perf_counter() - stage
+
+        colored = None
+        stage = time.perf_counter()
+        if settings.colorize if colorize is None else colorize:
+            colored = self._colorize(depth, relative)
+        timings["colorize"] = time.perf_counter() - stage
+        timings["total"] = time.perf_counter() - start
+        return FrameResult(depth, relative, depth_intrinsics, xyz, colored, timings)
+
+    def _depth_from(self, output: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(metric depth with NaN outside the validity range, relative inverse depth) from the network output."""
+        settings = self.settings
+        output = np.asarray(output, dtype=np.float32)
+        if self.is_metric_model:
+            max_depth = settings.max_valid_depth or float(self.estimator.config.max_depth)
+            return depth_range_mask(output, settings.min_depth, max_depth), None  # a copy: infer's array stays intact
+        if settings.relative_scale is None:
+            return None, output
+        inverse = np.float32(settings.relative_scale) * output + np.float32(settings.relative_shift)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            depth = np.where(inverse > 0, np.float32(1.0) / inverse, np.float32(np.nan)).astype(np.float32)
+        max_depth = settings.max_valid_depth if settings.max_valid_depth is not None else math.inf
+        return depth_range_mask(depth, settings.min_depth, max_depth, inplace=True), output
+
+    def _colorize(self, depth: np.ndarray | None, relative: np.ndarray | None) -> np.ndarray:
+        """The preview: metric depth over the fixed validity range (near = warm); else relative over its percentiles."""
+        settings = self.settings
+        if depth is not None:
+            vmax = settings.max_valid_depth
+            if vmax is None:
+                vmax = float(self.estimator.config.max_depth) if self.is_metric_model else robust_range(depth)[1]
+            return colorize_depth(depth, settings.min_depth, max(vmax, settings.min_depth), settings.colormap,
+                                  reverse=True)
+        assert relative is not None
+        low, high = robust_range(relative)
+        return colorize_depth(relative, low, high, settings.colormap)
