@@ -124,6 +124,15 @@ class FrameResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def cloud_colors(image: np.ndarray, color_order: ColorOrder, stride: int = 1) -> np.ndarray:
+    """The BGR colors of the cloud's points (``pointcloud_fields``' ``rgb``): the image at the kept pixels.
+
+    A view, no copy: ``pointcloud_fields`` copies the bytes into the message anyway.
+    """
+    kept = image[::stride, ::stride]
+    return kept[..., ::-1] if color_order == "rgb" else kept
+
+
 class FrameProcessor:
     """Runs one estimator with fixed ``ProcessingSettings`` on successive frames (one thread at a time)."""
 

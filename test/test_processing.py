@@ -14,7 +14,8 @@ import pytest
 
 from dav2_ros.geometry.backproject import backproject
 from dav2_ros.geometry.intrinsics import Intrinsics, IntrinsicsError
-from dav2_ros.processing import FrameProcessor, ProcessingSettings
+from dav2_ros.conversions.pointcloud import pointcloud_fields
+from dav2_ros.processing import FrameProcessor, ProcessingSettings, cloud_colors
 
 
 class ScriptedEstimator:
@@ -85,6 +86,17 @@ def test_cloud_stride_and_switches(image):
     assert no_cloud.xyz is None and no_cloud.depth_intrinsics is not None
     no_info = FrameProcessor(ScriptedEstimator(), ProcessingSettings()).process(image, "rgb", None)
     assert no_info.xyz is None and no_info.depth_intrinsics is None and no_info.depth is not None
+
+
+def test_cloud_colors_are_the_kept_pixels_in_bgr(image):
+    rgb = np.ascontiguousarray(image)
+    colors = cloud_colors(rgb, "rgb", 5)
+    np.testing.assert_array_equal(colors, rgb[::5, ::5, ::-1])
+    np.testing.assert_array_equal(cloud_colors(rgb, "bgr", 5), rgb[::5, ::5])
+    result = FrameProcessor(ScriptedEstimator(), ProcessingSettings(cloud_stride=5)).process(rgb, "rgb", CAMERA)
+    fields = pointcloud_fields(result.xyz, colors)  # a strided view is accepted as is
+    red = np.frombuffer(fields["data"], np.uint8).reshape(5, 7, 32)[..., 18]
+    np.testing.assert_array_equal(red, rgb[::5, ::5, 0])
 
 
 def test_max_valid_depth_defaults_to_the_heads_max_depth(image):

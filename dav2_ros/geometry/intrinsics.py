@@ -8,9 +8,11 @@ Scaling convention (``Intrinsics.scaled_to``): pixel-centre consistent,
 centre of pixel ``u`` is at ``u`` and the image spans ``[-0.5, W - 0.5]``; resizing the image by
 ``sx`` (cv2.resize, torch ``interpolate(align_corners=False)``, i.e. how depth maps and camera
 images are actually resized) maps the continuous coordinate ``u`` to ``(u + 0.5) * sx - 0.5``, so
-this is the K that projects a 3-D point onto the resized image. image_proc's ``resize`` and
-depth_image_proc use ``cx * sx`` instead, which is off by ``0.5 * (sx - 1)`` px (-0.25 px at half
-size): small next to calibration error, but systematic, so we use the exact form.
+this is the K that projects a 3-D point onto the resized image (test_geometry_intrinsics checks it
+against cv2.resize). image_proc's ``resize`` node (image_proc/src/resize.cpp: ``k[2] * scale_x``)
+and depth_image_proc's point_cloud_xyzrgb resize path use ``cx * sx`` after that same cv::resize,
+which is off by ``0.5 * (sx - 1)`` px (-0.25 px at half size): small next to calibration error,
+but systematic, so we use the exact form.
 """
 
 from __future__ import annotations
