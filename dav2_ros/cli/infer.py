@@ -175,12 +175,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"{PROG}: note: --max-depth is ignored for a relative model", file=sys.stderr)
     max_depth = args.max_depth if args.max_depth is not None else DATASET_MAX_DEPTH[args.dataset]
     images = collect_images(args.inputs)
-    outdir = Path(args.outdir).expanduser()
-    outdir.mkdir(parents=True, exist_ok=True)
 
     start = time.perf_counter()
     estimator, source = _load_estimator(args, max_depth)
     load_s = time.perf_counter() - start
+    outdir = Path(args.outdir).expanduser()
+    outdir.mkdir(parents=True, exist_ok=True)
     unit = f"meters, max_depth {max_depth:g}" if args.model_type == "metric" else "inverse depth, no scale"
     print(
         f"model {args.encoder} {args.model_type} ({unit}) from {source}; device {estimator.device}, "
@@ -208,10 +208,10 @@ def run(args: argparse.Namespace) -> int:
             failed += 1
         finite = depth[np.isfinite(depth)]
         value_range = f"{finite.min():.3g}..{finite.max():.3g}" if finite.size else "no finite values"
-        stages = ", ".join(f"{name} {seconds:.3f}" for name, seconds in getattr(estimator, "last_timings", {}).items())
+        stages = ", ".join(f"{name} {seconds:.3f}" for name, seconds in estimator.last_timings.items())
         print(
-            f"[{index}/{len(images)}] {image_path.name} {image.shape[1]}x{image.shape[0]}: {elapsed:.3f} s"
-            f"{f' ({stages})' if stages else ''}, range {value_range} -> {npy_path.name}, {png_path.name}"
+            f"[{index}/{len(images)}] {image_path.name} {image.shape[1]}x{image.shape[0]}: {elapsed:.3f} s "
+            f"({stages}), range {value_range} -> {npy_path.name}, {png_path.name}"
         )
     if times:
         print(
