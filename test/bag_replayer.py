@@ -9,12 +9,24 @@ running node and records what the node publishes (see its docstring).
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib
 import pathlib
-from collections.abc import Iterable, Iterator
-from typing import Literal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Literal
 
+import numpy as np
+from builtin_interfaces.msg import Time as TimeMsg
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
+from rosgraph_msgs.msg import Clock
+
+from node_harness import DdsClient
 
 TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)
 NS_PER_S = 1_000_000_000
@@ -83,3 +95,217 @@ def write_bag(path: pathlib.Path, messages: Iterable[BagMessage],
                 connections[m.topic] = writer.add_connection(m.topic, m.msgtype, typestore=TYPESTORE)
             writer.write(connections[m.topic], m.timestamp, TYPESTORE.serialize_cdr(m.msg, m.msgtype))
     return path
+
+
+# ----------------------------------------------------------------------------------- ROS side
+@dataclasses.dataclass(frozen=True)
+class Received:
+    """One message the node published, with its arrival time (time.monotonic())."""
+
+    topic: str
+    msg: Any
+    arrived: float
+
+
+class OutputRecorder:
+    """Subscribes (reliable, deep history) to the node's output topics and keeps every message."""
+
+    def __init__(self, client: DdsClient, topics: Mapping[str, type]) -> None:
+        """`topics`: output topic -> rclpy message class."""
+        self._lock = threading.Lock()
+        self._received: dict[str, list[Received]] = {topic: [] for topic in topics}
+        self._client = client
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=500, reliability=ReliabilityPolicy.RELIABLE)
+        for topic, msg_type in topics.items():
+            client.node.create_subscription(msg_type, topic, functools.partial(self._store, topic), qos)
+
+    def _store(self, topic: str, msg: Any) -> None:
+        arrived = time.monotonic()
+        with self._lock:
+            self._received[topic].append(Received(topic, msg, arrived))
+
+    def messages(self, topic: str) -> list[Received]:
+        """Everything received on `topic` so far, in arrival order."""
+        with self._lock:
+            return list(self._received[topic])
+
+    def by_stamp(self, topic: str) -> dict[int, Received]:
+        """Received messages of `topic` keyed by header stamp (ns); the first one wins."""
+        found: dict[int, Received] = {}
+        for item in self.messages(topic):
+            found.setdefault(stamp_ns(item.msg), item)
+        return found
+
+    def wait_for_publishers(self, timeout: float = 60.0) -> None:
+        """Until every recorded topic has a publisher (the node is up and discovered)."""
+        for topic in self._received:
+            self._client.wait_for_publishers(topic, timeout=timeout)
+
+
+@dataclasses.dataclass
+class ReplayReport:
+    """Frames published into the node, frames it answered, and image-publish -> output-arrival latency."""
+
+    frames_in: int
+    frames_out: int
+    latencies_ms: list[float]
+    node_diagnostics: dict[str, str]
+
+    @property
+    def dropped(self) -> int:
+        """Frames that got no output (dropped by the node for a newer one, or lost on best effort)."""
+        return self.frames_in - self.frames_out
+
+    def percentiles(self) -> dict[str, float]:
+        """p50/p90/p99/max of the latency in ms (empty without outputs)."""
+        if not self.latencies_ms:
+            return {}
+        values = np.asarray(self.latencies_ms)
+        p50, p90, p99 = np.percentile(values, (50, 90, 99))
+        return {"p50": float(p50), "p90": float(p90), "p99": float(p99), "max": float(values.max())}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        return {"frames_in": self.frames_in, "frames_out": self.frames_out, "dropped": self.dropped,
+                "latency_ms": self.percentiles(), "node_diagnostics": self.node_diagnostics}
+
+
+def rclpy_message(m: BagMessage) -> Any:
+    """The rclpy message with exactly the bytes rosbags would record for `m` (CDR round trip)."""
+    package, _, name = m.msgtype.split("/")
+    msg_type = getattr(importlib.import_module(f"{package}.msg"), name)
+    return deserialize_message(bytes(TYPESTORE.serialize_cdr(m.msg, m.msgtype)), msg_type)
+
+
+class BagReplayer:
+    """Publishes bag messages on their topics into a running node, with `/clock` = bag time before each.
+
+    The node must run with use_sim_time true. `camera_topic` is the bag's image topic: frames are
+    counted and timed on it, and `output_topic` (the node's depth image) is what answers a frame.
+    Two modes: `play_lockstep` (each frame waits for its answer: nothing dropped, for comparisons)
+    and `play_stream` (paced by bag time like `ros2 bag play`: the node drops what it cannot keep up with).
+    """
+
+    def __init__(self, client: DdsClient, camera_topic: str, output_topic: str, recorder: OutputRecorder) -> None:
+        self._client = client
+        self._camera_topic = camera_topic
+        self._output_topic = output_topic
+        self._recorder = recorder
+        self._publishers: dict[str, Any] = {}
+        self._clock = client.publisher(Clock, "/clock")
+        self._diagnostics: list[DiagnosticArray] = []
+        client.node.create_subscription(DiagnosticArray, "/diagnostics", self._diagnostics.append, 10)
+        self.published_at: dict[int, float] = {}  # camera frame stamp -> time.monotonic() at (last) publish
+        self.resent = 0  # lockstep frames published again after going unanswered
+
+    def _publisher(self, m: BagMessage) -> Any:
+        if m.topic not in self._publishers:
+            self._publishers[m.topic] = self._client.publisher(type(rclpy_message(m)), m.topic)
+        return self._publishers[m.topic]
+
+    def connect(self, messages: Iterable[BagMessage], timeout: float = 60.0) -> None:
+        """Create the publishers of these messages' topics and wait until the node subscribes to the camera."""
+        for m in messages:
+            self._publisher(m)
+        self._client.wait_for_subscribers(self._publishers[self._camera_topic], timeout=timeout)
+        self._recorder.wait_for_publishers(timeout)
+
+    def publish(self, m: BagMessage) -> None:
+        """`/clock` at the message's bag time, then the message."""
+        publisher, msg = self._publisher(m), rclpy_message(m)
+        self._clock.publish(Clock(clock=TimeMsg(sec=m.timestamp // NS_PER_S, nanosec=m.timestamp % NS_PER_S)))
+        if m.topic == self._camera_topic:
+            self.published_at[stamp_ns(m.msg)] = time.monotonic()
+        publisher.publish(msg)
+
+    def play_lockstep(self, messages: Iterable[BagMessage], timeout: float = 60.0, settle_s: float = 0.3,
+                      resend_s: float = 10.0) -> None:
+        """Publish in order; after each camera frame, wait for the node's answer with the frame's stamp.
+
+        Other topics (CameraInfo) get `settle_s` to reach the node before the next frame. A frame
+        unanswered after `resend_s` is published again (best-effort input may lose one).
+        """
+        unsettled = False
+        for m in messages:
+            if m.topic != self._camera_topic:
+                self.publish(m)
+                unsettled = True
+                continue
+            if unsettled:
+                time.sleep(settle_s)
+                unsettled = False
+            stamp = stamp_ns(m.msg)
+            deadline = time.monotonic() + timeout
+
+            def answered() -> bool:
+                return stamp in self._recorder.by_stamp(self._output_topic)
+
+            while not answered():
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"no {self._output_topic} for the frame stamped {stamp} within {timeout} s")
+                if stamp in self.published_at:
+                    self.resent += 1
+                self.publish(m)
+                _wait_quietly(answered, min(resend_s, max(0.0, deadline - time.monotonic())))
+
+    def play_stream(self, messages: Iterable[BagMessage], rate: float = 1.0, drain_s: float = 10.0) -> ReplayReport:
+        """Publish paced by bag time / `rate`, then wait `drain_s` for late answers; the report counts frames."""
+        first_bag = first_wall = None
+        frames: list[int] = []
+        for m in messages:
+            if first_bag is None:
+                first_bag, first_wall = m.timestamp, time.monotonic()
+            delay = first_wall + (m.timestamp - first_bag) / NS_PER_S / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            self.publish(m)
+            if m.topic == self._camera_topic:
+                frames.append(stamp_ns(m.msg))
+        wanted = set(frames)
+
+        def answered() -> set[int]:
+            return wanted & set(self._recorder.by_stamp(self._output_topic))
+
+        if frames:  # wait until the last frame is answered or nothing new arrives for a while
+            last_count, quiet_since = -1, time.monotonic()
+            while frames[-1] not in answered() and time.monotonic() - quiet_since < drain_s:
+                count = len(answered())
+                if count != last_count:
+                    last_count, quiet_since = count, time.monotonic()
+                time.sleep(0.05)
+        outputs = self._recorder.by_stamp(self._output_topic)
+        latencies = [(outputs[s].arrived - self.published_at[s]) * 1e3 for s in frames if s in outputs]
+        return ReplayReport(len(frames), len(latencies), latencies, self.node_diagnostics())
+
+    def node_diagnostics(self) -> dict[str, str]:
+        """The key/values of the latest /diagnostics status the node published (empty if none yet)."""
+        for array in reversed(list(self._diagnostics)):
+            for status in array.status:
+                return {kv.key: kv.value for kv in status.values}
+        return {}
+
+
+def _wait_quietly(predicate: Callable[[], bool], timeout: float) -> bool:
+    """Poll `predicate` for up to `timeout` s; whether it became true (no failure on timeout)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+# ------------------------------------------------------------- one model setup for node and offline tool
+def standin_params(empty_weights_dir: pathlib.Path, input_size: int = 98) -> dict[str, Any]:
+    """Node parameters for fast, deterministic test runs: random stand-in vits weights (the folder must
+    hold no checkpoint), CPU fp32, one inference thread, a small input size."""
+    return {"allow_random_weights": True, "weights_dir": str(empty_weights_dir), "input_size": input_size,
+            "encoder": "vits", "model_type": "metric", "device": "cpu", "precision": "fp32", "num_threads": 1}
+
+
+def offline_args(params: Mapping[str, Any]) -> list[str]:
+    """The same parameters as `bag_to_depth --param NAME=VALUE` options."""
+    def text(value: Any) -> str:
+        return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+    return [arg for name, value in params.items() for arg in ("--param", f"{name}={text(value)}")]

@@ -149,7 +149,7 @@ def _select_info(reader: Reader, namespace: str, info_topic: str | None) -> tupl
     if len(infos) == 1:
         return infos[0], f"{infos[0].topic} (the only CameraInfo topic)"
     if not infos:
-        return None, "the bag has no CameraInfo topic, so no point cloud was written"
+        return None, "none (the bag has no CameraInfo topic: depth only, no point cloud)"
     raise BagError(
         f"no CameraInfo at {join_topic(namespace, 'camera_info')} and several elsewhere in bag {reader.path}: "
         f"{_listing(infos)}; choose one with --info-topic"

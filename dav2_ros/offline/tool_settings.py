@@ -19,19 +19,18 @@ DEFAULT_PARAMS_NAME = "depth.yaml"
 
 
 def default_params_file() -> pathlib.Path | None:
-    """The package's config/depth.yaml: the installed share folder, else the source tree; None if neither."""
-    candidates = []
+    """The package's config/depth.yaml: beside the sources when run from a checkout, else the installed
+    share folder (ament index); None if neither has it."""
+    source_tree = pathlib.Path(__file__).resolve().parents[2] / "config" / DEFAULT_PARAMS_NAME
+    if source_tree.is_file():
+        return source_tree
     try:
-        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-    except ImportError:  # no ament index (plain pip install): only the source tree
-        pass
-    else:
-        try:
-            candidates.append(pathlib.Path(get_package_share_directory(PACKAGE)) / "config" / DEFAULT_PARAMS_NAME)
-        except PackageNotFoundError:
-            pass
-    candidates.append(pathlib.Path(__file__).resolve().parents[2] / "config" / DEFAULT_PARAMS_NAME)
-    return next((path for path in candidates if path.is_file()), None)
+        from ament_index_python.packages import get_package_share_directory
+
+        installed = pathlib.Path(get_package_share_directory(PACKAGE)) / "config" / DEFAULT_PARAMS_NAME
+    except (ImportError, KeyError, OSError):  # no ament index, package not in it, AMENT_PREFIX_PATH unset
+        return None
+    return installed if installed.is_file() else None
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:

@@ -1,0 +1,194 @@
+"""bag_to_depth: run Depth Anything V2 on every camera frame of a rosbag2 and write the depth outputs.
+
+    bag_to_depth INPUT [-o OUTPUT] [--image-topic T] [--info-topic T] [--copy-input] [--colored]
+                 [--params-file config/depth.yaml] [--encoder vits] [--input-size 518] ...
+
+Reads MCAP or SQLite3 bags (folder or single file) with `rosbags`, writes a new rosbag2 (MCAP, or
+--storage sqlite3) holding `<ns>/depth/image`, `<ns>/depth/camera_info`, `<ns>/points` (and
+`<ns>/depth/colored` with --colored, `<ns>/depth/relative` for relative models) with the input
+image's header and bag timestamp, `<ns>` being the camera's namespace (or --output-ns).
+Exit codes: 0 done, 1 error (one line, no traceback), 130 interrupted (the output bag is valid).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import pathlib
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from tqdm import tqdm
+
+from dav2_ros.node.pipeline import StartupError, build_estimator, describe_estimator, processing_settings, warm_up
+from dav2_ros.node.settings import SettingsError
+from dav2_ros.offline.bag_frames import FrameSource
+from dav2_ros.offline.bag_io import BagError, open_reader, ros2_typestore
+from dav2_ros.offline.camera_topics import select_camera
+from dav2_ros.offline.converter import BagConverter, OutputTopics
+from dav2_ros.offline.output_bag import OutputBag, prepare_output
+from dav2_ros.offline.run_summary import RunStats, format_summary
+from dav2_ros.offline.tool_settings import default_params_file, load_settings
+from dav2_ros.processing import FrameProcessor
+
+PROG = "bag_to_depth"
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+LOG = logging.getLogger(PROG)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Run Depth Anything V2 on every camera frame of a rosbag2 (MCAP or SQLite3) and write a new "
+        "bag with depth/image, depth/camera_info and points (the live node's topics and layouts).",
+    )
+    p.add_argument("input", type=pathlib.Path, help="input bag: a rosbag2 folder, or a .mcap / .db3 file")
+    p.add_argument("-o", "--output", type=pathlib.Path,
+                   help="output bag folder (default: INPUT_depth next to the input)")
+    p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="output storage (default mcap)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output bag")
+    p.add_argument("--image-topic", help="camera topic, sensor_msgs/Image or CompressedImage (default: the only one)")
+    p.add_argument("--info-topic", help="CameraInfo topic (default: <camera ns>/camera_info, else the only one)")
+    p.add_argument("--output-ns", help="namespace of the output topics (default: the camera's, e.g. /camera)")
+    p.add_argument("--copy-input", action="store_true", help="also copy every input message to the output")
+    p.add_argument("--colored", action="store_true", help="also write <ns>/depth/colored (bgr8 preview)")
+    p.add_argument("--summary-json", type=pathlib.Path, help="also write the closing summary as JSON to this file")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    model = p.add_argument_group("model (defaults from the params file; these override it)")
+    model.add_argument("--params-file", type=pathlib.Path,
+                       help="the node's ROS 2 params file (default: the package's config/depth.yaml)")
+    model.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                       help="set any node parameter, e.g. --param cloud_stride=2 (repeatable)")
+    model.add_argument("--encoder", choices=("vits", "vitb", "vitl"))
+    model.add_argument("--model-type", choices=("metric", "relative"))
+    model.add_argument("--dataset", choices=("hypersim", "vkitti"))
+    model.add_argument("--max-depth", type=float, help="metric head scale in meters (20 indoor, 80 outdoor)")
+    model.add_argument("--checkpoint",
+                       help="a .pth or .safetensors file (default: the official file in the weights dir)")
+    model.add_argument("--weights-dir", help="folder of the official checkpoints")
+    model.add_argument("--input-size", type=int, help="model input resolution, a multiple of 14 (e.g. 518)")
+    model.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    model.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"))
+    model.add_argument("--preprocess", choices=("auto", "exact", "fast"))
+    model.add_argument("--allow-random-weights", action="store_true", default=None,
+                       help="run on random weights when no checkpoint is found (tests and demos: meaningless depth)")
+    return p
+
+
+def default_output(input_bag: pathlib.Path) -> pathlib.Path:
+    """`<bag>_depth` beside a bag folder, or beside a single .mcap/.db3 file (named after its stem)."""
+    name = input_bag.name if input_bag.is_dir() else input_bag.stem
+    return input_bag.with_name(f"{name}_depth")
+
+
+class StopRequest:
+    """SIGINT handling for the frame loop: the first Ctrl-C asks to stop after the current frame
+    (so the output bag is closed cleanly); a second one interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[StopRequest]:
+        """Route SIGINT to this object for the duration of the block."""
+        previous = signal.signal(signal.SIGINT, self._handle)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The named model options as node parameter names (None = not given)."""
+    return {
+        "encoder": args.encoder, "model_type": args.model_type, "dataset": args.dataset,
+        "max_depth": args.max_depth, "checkpoint": args.checkpoint, "weights_dir": args.weights_dir,
+        "input_size": args.input_size, "device": args.device, "precision": args.precision,
+        "preprocess": args.preprocess, "allow_random_weights": args.allow_random_weights,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """Convert one bag; raises BagError/SettingsError/StartupError for problems found before the loop."""
+    params_file = args.params_file if args.params_file is not None else default_params_file()
+    settings = load_settings(params_file, args.param, _settings_overrides(args))
+    typestore = ros2_typestore()
+    output = args.output if args.output is not None else default_output(args.input)
+    with contextlib.closing(open_reader(args.input)) as reader:
+        camera = select_camera(reader, typestore, args.image_topic, args.info_topic, args.output_ns)
+        prepare_output(output, args.input, args.overwrite)
+        estimator, weights = build_estimator(settings, LOG)
+        warm_up(estimator, settings.input_size)  # so the first frame's latency is not one-time setup
+        model = describe_estimator(estimator, settings, weights)
+        processor = FrameProcessor(estimator, processing_settings(settings))
+        source = FrameSource(reader, camera, typestore, copy_input=args.copy_input)
+        stats = RunStats(frames_in_bag=source.frame_count)
+        progress = tqdm(total=source.frame_count, unit="frame", desc=PROG, disable=args.no_progress,
+                        file=sys.stderr, dynamic_ncols=True)
+        out = OutputBag(output, args.storage, typestore)
+        converter = BagConverter(processor, settings, camera, out, typestore,
+                                 OutputTopics.under(camera.namespace), colorize=args.colored)
+        try:
+            with StopRequest().installed() as stop:
+                converter.run(source, stats, on_frame=lambda: progress.update(1), stop_requested=lambda: stop.requested)
+        except KeyboardInterrupt:  # a second Ctrl-C: stop right here, still close the bag
+            stats.interrupted = True
+        except BagError as error:  # the input turned out damaged part-way: keep what was done
+            stats.stopped_by_error = str(error)
+        finally:
+            progress.close()
+            out.close()
+    header = [
+        f"input:    {args.input} (camera {camera.image.topic}; CameraInfo {camera.info_note})",
+        f"output:   {output} ({args.storage}), namespace {camera.namespace}",
+        f"model:    {model['model']}, weights {model['weights']}, {model['device']} {model['precision']}, "
+        f"input_size {settings.input_size}",
+    ]
+    if source.undecodable_camera_infos:
+        header.append(f"warning:  {source.undecodable_camera_infos} CameraInfo message(s) did not decode "
+                      "and were skipped")
+    print(format_summary(stats, header, out.counts))
+    if args.summary_json is not None:
+        summary = {**stats.to_dict(), "output": str(output), "topics": out.counts, "namespace": camera.namespace,
+                   "image_topic": camera.image.topic, "info_topic": camera.info.topic if camera.info else None,
+                   "info_note": camera.info_note, "model": model}
+        args.summary_json.write_text(json.dumps(summary, indent=2) + "\n")
+    if stats.interrupted:
+        return EXIT_INTERRUPTED
+    if stats.stopped_by_error:
+        print(f"{PROG}: error: {stats.stopped_by_error}", file=sys.stderr)
+        return EXIT_ERROR
+    if stats.frames_read and not (stats.depth_written or stats.relative_written):
+        print(f"{PROG}: error: none of the {stats.frames_read} frames could be processed (see failures above)",
+              file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `bag_to_depth` console script (also `ros2 run dav2_ros bag_to_depth`)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(levelname)s: %(message)s")
+    try:
+        return run(args)
+    except (BagError, SettingsError, StartupError) as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted before the first frame; no output bag was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""The per-frame loop of bag_to_depth: decode, run the FrameProcessor, write the outputs.
+
+Every frame is processed (no dropping). Outputs carry the input image's header (stamp, frame_id)
+and bag timestamp. A frame that cannot be processed is counted by reason and skipped; a stop
+request (SIGINT) ends the loop between frames so each frame's messages are written whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from dav2_ros.conversions.camera_info import camera_info_fields
+from dav2_ros.conversions.errors import InputRejected
+from dav2_ros.conversions.image_codec import (
+    bgr_to_image_fields,
+    compressed_msg_to_array,
+    depth_to_image_fields,
+    image_msg_to_array,
+)
+from dav2_ros.conversions.pointcloud import pointcloud_fields
+from dav2_ros.geometry.intrinsics import Intrinsics, IntrinsicsError
+from dav2_ros.offline.bag_frames import Frame, FrameSource, Passthrough
+from dav2_ros.offline.bag_messages import (
+    POINTCLOUD_TYPE,
+    camera_info_message,
+    image_message,
+    pointcloud_message,
+)
+from dav2_ros.offline.bag_io import CAMERA_INFO_TYPE, IMAGE_TYPE
+from dav2_ros.offline.camera_topics import CameraTopics, join_topic
+from dav2_ros.offline.run_summary import RunStats
+
+if TYPE_CHECKING:
+    from rosbags.typesys.store import Typestore
+
+    from dav2_ros.node.settings import NodeSettings
+    from dav2_ros.offline.output_bag import OutputBag
+    from dav2_ros.processing import FrameProcessor, FrameResult
+
+NO_INFO_IN_BAG = "the bag has no CameraInfo for this camera"
+NO_INFO_YET = "no CameraInfo recorded at or before the frame"
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputTopics:
+    """The output topic names, all under one namespace (the camera's, or --output-ns)."""
+
+    depth: str
+    depth_info: str
+    relative: str
+    points: str
+    colored: str
+
+    @classmethod
+    def under(cls, namespace: str) -> OutputTopics:
+        """The live node's relative names (`depth/image`, `points`, ...) resolved in `namespace`."""
+        return cls(
+            depth=join_topic(namespace, "depth/image"),
+            depth_info=join_topic(namespace, "depth/camera_info"),
+            relative=join_topic(namespace, "depth/relative"),
+            points=join_topic(namespace, "points"),
+            colored=join_topic(namespace, "depth/colored"),
+        )
+
+
+class BagConverter:
+    """Runs a FrameProcessor on every frame of a FrameSource and writes the results to an OutputBag."""
+
+    def __init__(
+        self,
+        processor: FrameProcessor,
+        settings: NodeSettings,
+        camera: CameraTopics,
+        output: OutputBag,
+        typestore: Typestore,
+        topics: OutputTopics,
+        colorize: bool = False,
+    ) -> None:
+        """Set up the loop (`settings`: the node's, for the cloud options); nothing runs until `run`."""
+        self._processor = processor
+        self._settings = settings
+        self._camera = camera
+        self._output = output
+        self._typestore = typestore
+        self._topics = topics
+        self._colorize = colorize
+        self._copied: dict[int, object | None] = {}
+
+    def run(
+        self,
+        source: FrameSource,
+        stats: RunStats,
+        on_frame: Callable[[], None] = lambda: None,
+        stop_requested: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """Process every item of `source` until it ends or `stop_requested()` turns true between items."""
+        for item in source:
+            if isinstance(item, Passthrough):
+                self._copy(item)
+            else:
+                self._process(item, stats)
+                on_frame()
+            if stop_requested():
+                stats.interrupted = True
+                return
+
+    def _copy(self, item: Passthrough) -> None:
+        """Write an input message unchanged (its topic is added on first sight)."""
+        if item.connection.id not in self._copied:
+            self._copied[item.connection.id] = self._output.copy_topic(item.connection)
+        connection = self._copied[item.connection.id]
+        if connection is not None:
+            self._output.write_raw(connection, item.timestamp, item.raw)
+
+    def _process(self, frame: Frame, stats: RunStats) -> None:
+        """Decode one frame, run the model and write its outputs; failures are counted by reason."""
+        stats.frames_read += 1
+        started = time.perf_counter()
+        try:
+            msg = self._typestore.deserialize_cdr(frame.raw, self._camera.image.msgtype)
+        except Exception:  # noqa: BLE001  (any decode error means a damaged message)
+            stats.failures["deserialize_failed"] += 1
+            return
+        try:
+            if self._camera.compressed:
+                image, color_order = compressed_msg_to_array(msg)
+            else:
+                image, color_order = image_msg_to_array(msg)
+        except InputRejected as exc:
+            stats.failures[exc.reason] += 1
+            return
+        intrinsics = self._intrinsics(frame, image.shape[1], image.shape[0], stats)
+        try:
+            result = self._processor.process(image, color_order, intrinsics, colorize=self._colorize)
+        except InputRejected as exc:  # e.g. an image the model cannot take
+            stats.failures[exc.reason] += 1
+            return
+        stats.latencies_s.append(time.perf_counter() - started)
+        self._write(msg.header, frame.timestamp, result, image, color_order, stats)
+
+    def _intrinsics(self, frame: Frame, width: int, height: int, stats: RunStats) -> Intrinsics | None:
+        """The CameraInfo's intrinsics at the image's size (as the node scales them), or None with the
+        reason counted, when there is no usable CameraInfo (then no cloud and no depth/camera_info)."""
+        if frame.camera_info is None:
+            stats.clouds_skipped[NO_INFO_IN_BAG if self._camera.info is None else NO_INFO_YET] += 1
+            return None
+        try:
+            intrinsics = Intrinsics.from_camera_info(frame.camera_info)
+            if (intrinsics.width, intrinsics.height) != (width, height):
+                intrinsics = intrinsics.scaled_to(width, height)
+        except IntrinsicsError as exc:
+            stats.clouds_skipped[f"unusable CameraInfo ({exc.reason}: {exc.detail})"] += 1
+            return None
+        return intrinsics
+
+    def _write(self, header: object, timestamp: int, result: FrameResult, image: np.ndarray,
+               color_order: str, stats: RunStats) -> None:
+        """Write what the node would publish for this result, with the input header and bag time."""
+        ts, out, topics = self._typestore, self._output, self._topics
+        if result.relative is not None:
+            out.write(topics.relative, IMAGE_TYPE, timestamp,
+                      image_message(ts, header, depth_to_image_fields(result.relative)))
+            stats.relative_written += 1
+        if result.depth is not None:
+            out.write(topics.depth, IMAGE_TYPE, timestamp,
+                      image_message(ts, header, depth_to_image_fields(result.depth)))
+            stats.depth_written += 1
+        if result.depth_intrinsics is not None and result.depth is not None:
+            info = camera_info_message(ts, header, camera_info_fields(result.depth_intrinsics))
+            out.write(topics.depth_info, CAMERA_INFO_TYPE, timestamp, info)
+        if result.xyz is not None and self._settings.publish_cloud:
+            colors = cloud_colors(image, color_order, self._settings.cloud_stride) if self._settings.cloud_rgb else None
+            out.write(topics.points, POINTCLOUD_TYPE, timestamp,
+                      pointcloud_message(ts, header, pointcloud_fields(result.xyz, colors)))
+            stats.clouds_written += 1
+        if result.colored is not None:
+            out.write(topics.colored, IMAGE_TYPE, timestamp,
+                      image_message(ts, header, bgr_to_image_fields(result.colored)))
+            stats.colored_written += 1
+
+
+def cloud_colors(image: np.ndarray, color_order: str, stride: int) -> np.ndarray:
+    """The BGR colors of the cloud's points: the image decimated by the cloud stride (as the node does)."""
+    colors = image[::stride, ::stride]
+    return np.ascontiguousarray(colors[..., ::-1] if color_order == "rgb" else colors)
