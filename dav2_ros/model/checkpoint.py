@@ -65,16 +65,24 @@ def _read_torch(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights only" in str(exc).lower() or "weights_only" in str(exc).lower():
-            first = str(exc).strip().splitlines()[0]
+        detail = _unpickler_detail(str(exc))
+        if re.search(r"\bglobal\b", str(exc), re.IGNORECASE):
             raise CheckpointError(
                 f"refused to load checkpoint {path}: it holds more than tensors (objects or code) and "
-                f"torch.load(weights_only=True) rejected it ({first})") from None
-        raise CheckpointError(f"checkpoint {path} is corrupt or truncated (unpickling failed: {exc})") from None
+                f"torch.load(weights_only=True) rejected it ({detail})") from None
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated (unpickling failed: {detail})") from None
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({detail})") from None
     return _unwrap(obj, path)
+
+
+def _unpickler_detail(message: str) -> str:
+    """The informative line of torch's weights_only error (it wraps it in boilerplate about torch 2.6)."""
+    boilerplate = ("weights only load failed", "check the documentation", "please file an issue", "re-running")
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    useful = [line for line in lines if not line.lower().startswith(boilerplate)]
+    return (useful or lines or ["no detail"])[0]
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
