@@ -9,9 +9,9 @@ import pathlib
 import numpy as np
 import pytest
 
-from bag_replayer import TYPESTORE, BagMessage, read_bag, with_stamp, write_bag
+from bag_replayer import TYPESTORE, BagMessage, offline_args, read_bag, standin_params, with_stamp, write_bag
 from dav2_ros.conversions.image_codec import depth_msg_to_array
-from dav2_ros.offline import depth_eval
+from dav2_ros.offline import bag_to_depth, depth_eval
 from dav2_ros.offline.depth_metrics import evaluate_frame, mean_metrics, DepthMetrics
 
 GT_TOPIC = "/camera/depth/image_raw"
@@ -131,3 +131,23 @@ def test_bag_without_prediction_says_how_to_make_one(bags_dir: pathlib.Path, cap
     err = capsys.readouterr().err
     assert err.startswith("depth_eval: error: no prediction topics") and "bag_to_depth" in err
     assert "Traceback" not in err
+
+
+def test_on_bag_to_depth_output(bags_dir: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    """The documented workflow: bag_to_depth --copy-input, then depth_eval on its output (stand-in weights:
+    the numbers are meaningless, but they must be finite and the alignment scale positive)."""
+    empty = tmp_path / "no_weights"
+    empty.mkdir()
+    output = tmp_path / "pred"
+    assert bag_to_depth.main([str(bags_dir / "tum_rgbd"), "-o", str(output), "--copy-input", "--no-progress",
+                              *offline_args(standin_params(empty))]) == 0
+    out = tmp_path / "metrics.json"
+    assert depth_eval.main([str(output), "--json", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert (results["prediction"]["topic"], results["ground_truth"]["topic"]) == (PRED_TOPIC, GT_TOPIC)
+    assert results["frames"] == 1 and results["unmatched_predictions"] == 0
+    for alignment in ("unaligned", "median_aligned"):
+        assert all(math.isfinite(value) for value in results[alignment].values())
+        assert 0.0 <= results[alignment]["delta1"] <= 1.0
+    assert results["per_frame"][0]["scale"] > 0
+    assert 0 < results["valid_pixels"] <= 0.81 * results["total_pixels"] + 1  # GT covers 81 %; minus NaN predictions
