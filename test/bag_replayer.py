@@ -193,8 +193,9 @@ class BagReplayer:
         self._recorder = recorder
         self._publishers: dict[str, Any] = {}
         self._clock = client.publisher(Clock, "/clock")
-        self._diagnostics: list[DiagnosticArray] = []
-        client.node.create_subscription(DiagnosticArray, "/diagnostics", self._diagnostics.append, 10)
+        self._diagnostics: list[tuple[float, DiagnosticArray]] = []  # (arrival, message)
+        client.node.create_subscription(DiagnosticArray, "/diagnostics",
+                                        lambda msg: self._diagnostics.append((time.monotonic(), msg)), 10)
         self.published_at: dict[int, float] = {}  # camera frame stamp -> time.monotonic() at (last) publish
         self.resent = 0  # lockstep frames published again after going unanswered
 
@@ -203,12 +204,15 @@ class BagReplayer:
             self._publishers[m.topic] = self._client.publisher(type(rclpy_message(m)), m.topic)
         return self._publishers[m.topic]
 
-    def connect(self, messages: Iterable[BagMessage], timeout: float = 60.0) -> None:
-        """Create the publishers of these messages' topics and wait until the node subscribes to the camera."""
+    def connect(self, messages: Iterable[BagMessage], timeout: float = 60.0, settle_s: float = 1.0) -> None:
+        """Create the publishers of these messages' topics, wait until the node subscribes to the camera and
+        publishes its outputs, then `settle_s` more: the node's side of discovery may lag ours, and a
+        best-effort message sent before it completes is lost."""
         for m in messages:
             self._publisher(m)
         self._client.wait_for_subscribers(self._publishers[self._camera_topic], timeout=timeout)
         self._recorder.wait_for_publishers(timeout)
+        time.sleep(settle_s)
 
     def publish(self, m: BagMessage) -> None:
         """`/clock` at the message's bag time, then the message."""
@@ -275,14 +279,20 @@ class BagReplayer:
                 time.sleep(0.05)
         outputs = self._recorder.by_stamp(self._output_topic)
         latencies = [(outputs[s].arrived - self.published_at[s]) * 1e3 for s in frames if s in outputs]
-        return ReplayReport(len(frames), len(latencies), latencies, self.node_diagnostics())
+        last_output = max((item.arrived for item in outputs.values()), default=time.monotonic())
+        return ReplayReport(len(frames), len(latencies), latencies, self.node_diagnostics(after=last_output))
 
-    def node_diagnostics(self) -> dict[str, str]:
-        """The key/values of the latest /diagnostics status the node published (empty if none yet)."""
-        for array in reversed(list(self._diagnostics)):
-            for status in array.status:
-                return {kv.key: kv.value for kv in status.values}
-        return {}
+    def node_diagnostics(self, after: float = 0.0, timeout: float = 5.0) -> dict[str, str]:
+        """The key/values of the first /diagnostics status that arrived after `after` (time.monotonic()),
+        waiting up to `timeout` s for one (the node publishes them at 1 Hz); empty if none came."""
+        def fresh() -> dict[str, str] | None:
+            for arrived, array in list(self._diagnostics):
+                if arrived > after and array.status:
+                    return {kv.key: kv.value for kv in array.status[0].values}
+            return None
+
+        _wait_quietly(lambda: fresh() is not None, timeout)
+        return fresh() or {}
 
 
 def _wait_quietly(predicate: Callable[[], bool], timeout: float) -> bool:
@@ -301,6 +311,13 @@ def standin_params(empty_weights_dir: pathlib.Path, input_size: int = 98) -> dic
     hold no checkpoint), CPU fp32, one inference thread, a small input size."""
     return {"allow_random_weights": True, "weights_dir": str(empty_weights_dir), "input_size": input_size,
             "encoder": "vits", "model_type": "metric", "device": "cpu", "precision": "fp32", "num_threads": 1}
+
+
+def reliable_input_params(*topics: str) -> dict[str, str]:
+    """Node parameters that make its subscriptions to `topics` reliable (QoS overrides; the default is
+    best effort). For lockstep replays: on this machine a best-effort 1280x720 bgr8 frame (2.7 MB)
+    never reached the node, a 640x480 one did."""
+    return {f"qos_overrides.{'/' + t.lstrip('/')}.subscription.reliability": "reliable" for t in topics}
 
 
 def offline_args(params: Mapping[str, Any]) -> list[str]:

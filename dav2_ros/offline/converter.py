@@ -12,8 +12,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from dav2_ros.conversions.camera_info import camera_info_fields
 from dav2_ros.conversions.errors import InputRejected
 from dav2_ros.conversions.image_codec import (
@@ -34,8 +32,10 @@ from dav2_ros.offline.bag_messages import (
 from dav2_ros.offline.bag_io import CAMERA_INFO_TYPE, IMAGE_TYPE
 from dav2_ros.offline.camera_topics import CameraTopics, join_topic
 from dav2_ros.offline.run_summary import RunStats
+from dav2_ros.processing import cloud_colors
 
 if TYPE_CHECKING:
+    import numpy as np
     from rosbags.typesys.store import Typestore
 
     from dav2_ros.node.settings import NodeSettings
@@ -183,8 +183,3 @@ class BagConverter:
                       image_message(ts, header, bgr_to_image_fields(result.colored)))
             stats.colored_written += 1
 
-
-def cloud_colors(image: np.ndarray, color_order: str, stride: int) -> np.ndarray:
-    """The BGR colors of the cloud's points: the image decimated by the cloud stride (as the node does)."""
-    colors = image[::stride, ::stride]
-    return np.ascontiguousarray(colors[..., ::-1] if color_order == "rgb" else colors)
