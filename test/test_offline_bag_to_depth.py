@@ -263,3 +263,18 @@ def test_invalid_parameter_is_refused_with_the_reason(tmp_path: pathlib.Path, ba
     assert err.strip() == ("bag_to_depth: error: parameter input_size=100 refused: "
                            "must be a multiple of 14 (the ViT patch size)")
     assert not (tmp_path / "out").exists()
+
+
+def test_relative_model_writes_relative_depth_only(tmp_path: pathlib.Path, bags_dir: pathlib.Path,
+                                                   tool_args: list[str]) -> None:
+    code, out, err = run_tool([str(bags_dir / "tum_rgbd"), "-o", str(tmp_path / "out"), *tool_args,
+                               "--model-type", "relative"])
+    assert code == 0, out + err
+    [relative] = read_bag(tmp_path / "out")
+    assert relative.topic == "/camera/color/depth/relative"
+    assert (relative.msg.encoding, relative.msg.height, relative.msg.width) == ("32FC1", 480, 640)
+    expected = DepthEstimator.random(encoder="vits", model_type="relative", device="cpu", precision="fp32")
+    [camera] = read_bag(bags_dir / "tum_rgbd", topics=["/camera/color/image_raw"])
+    image, order = image_msg_to_array(camera.msg)
+    np.testing.assert_array_equal(float_image(relative.msg), expected.infer(image, input_size=98, color_order=order))
+    assert "only <ns>/depth/relative (unitless inverse depth) is written" in out

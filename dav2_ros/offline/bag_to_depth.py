@@ -155,6 +155,9 @@ def run(args: argparse.Namespace) -> int:
         f"model:    {model['model']}, weights {model['weights']}, {model['device']} {model['precision']}, "
         f"input_size {settings.input_size}",
     ]
+    if not settings.publishes_metric_depth:
+        header.append("note:     relative model without relative_scale: only <ns>/depth/relative (unitless inverse "
+                      "depth) is written; depth/image, depth/camera_info and points need relative_scale")
     if source.undecodable_camera_infos:
         header.append(f"warning:  {source.undecodable_camera_infos} CameraInfo message(s) did not decode "
                       "and were skipped")
