@@ -82,7 +82,7 @@ class DepthNode(Node):
         try:
             self._params = NodeParameters(self, on_change=self._on_settings_changed)
         except (InvalidParameterValueException, InvalidParameterTypeException, SettingsError) as error:
-            raise StartupError(f"invalid parameter: {error}") from None
+            raise StartupError(f"invalid parameter: {_parameter_error_text(error)}") from None
         settings = self._params.settings
         self._log_configuration(settings)
 
@@ -283,6 +283,19 @@ class DepthNode(Node):
         """Stop and join the worker first, so nothing publishes on a destroyed node."""
         self._shutdown_worker()
         super().destroy_node()
+
+
+def _parameter_error_text(error: Exception) -> str:
+    """rclpy's parameter exception as one readable sentence (its reason, naming the parameter)."""
+    message, name = str(error), ""
+    if isinstance(error, (InvalidParameterValueException, InvalidParameterTypeException)):
+        message, _, name = message.rpartition(": ")  # rclpy appends ": <parameter name>"
+    message = message.split("Reason: ", 1)[-1]
+    if name and name not in message:
+        message = f"{name}: {message}"
+    if isinstance(error, InvalidParameterTypeException) and "expecting type 'DOUBLE'" in message:
+        message += " (write floating-point values with a decimal point, e.g. 20.0)"
+    return message
 
 
 def main(args: Optional[list[str]] = None) -> int:

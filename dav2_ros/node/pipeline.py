@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dav2_ros.model.checkpoint import CheckpointError
-from dav2_ros.model.estimator import DepthEstimator
 from dav2_ros.node.settings import NodeSettings
 from dav2_ros.processing import ProcessingSettings
 from dav2_ros.weights.cache import WeightsNotFound, resolve_checkpoint
+
+if TYPE_CHECKING:
+    from dav2_ros.model.estimator import DepthEstimator
 
 # Warm-up image size: a 4:3 frame whose shorter side is the input size.
 _WARMUP_ASPECT = 4 / 3
@@ -23,14 +24,16 @@ class StartupError(RuntimeError):
 
 
 def build_estimator(settings: NodeSettings, logger: Any) -> tuple[DepthEstimator, str]:
-    """The estimator for `settings` and where its weights came from: the checkpoint (explicit path, or the official file in the weights
-    folder), or random weights when none is found and `allow_random_weights` is true.
+    """The estimator for `settings` and where its weights came from: the checkpoint (an explicit path,
+    or the official file in the weights folder), or random weights when none is found and
+    `allow_random_weights` is true.
 
     Raises:
         StartupError: no checkpoint (naming the file and the download command), a checkpoint that
             does not load or fit the encoder, or a device/precision that this machine lacks.
     """
-    apply_num_threads(settings.num_threads)
+    # torch is imported only once the weights are known to exist: a missing file is reported in a
+    # second, not after the seconds torch takes to load.
     common = dict(encoder=settings.encoder, model_type=settings.model_type, max_depth=settings.max_depth,
                   device=settings.device, precision=settings.precision, preprocess=settings.preprocess)
     try:
@@ -39,6 +42,9 @@ def build_estimator(settings: NodeSettings, logger: Any) -> tuple[DepthEstimator
     except WeightsNotFound as error:
         if not settings.allow_random_weights:
             raise StartupError(f"{error} (or set allow_random_weights:=true for a demo on random weights)") from None
+        from dav2_ros.model.estimator import DepthEstimator
+
+        apply_num_threads(settings.num_threads)
         logger.warning(
             f"!!! RANDOM WEIGHTS: {error}. allow_random_weights is true, so the node runs on random "
             f"{settings.encoder} weights: its depth and point cloud are MEANINGLESS (demos and tests only) !!!")
@@ -46,10 +52,14 @@ def build_estimator(settings: NodeSettings, logger: Any) -> tuple[DepthEstimator
             return DepthEstimator.random(**common), "RANDOM weights (allow_random_weights)"
         except ValueError as value_error:
             raise StartupError(str(value_error)) from None
+    from dav2_ros.model.checkpoint import CheckpointError
+    from dav2_ros.model.estimator import DepthEstimator
+
+    apply_num_threads(settings.num_threads)
     try:
         return DepthEstimator.from_checkpoint(path, **common), str(path)
     except CheckpointError as error:
-        raise StartupError(f"checkpoint {path} cannot be used: {error}") from None
+        raise StartupError(str(error)) from None  # names the file and the cause
     except ValueError as error:  # device / precision / preprocess this machine cannot do
         raise StartupError(str(error)) from None
 
@@ -94,6 +104,6 @@ def apply_num_threads(num_threads: int) -> None:
     """CPU threads for inference (0 = leave torch's default, all cores)."""
     if num_threads <= 0:
         return
-    import torch  # the one torch call outside dav2_ros.model; kept local so the node module stays torch-free
+    import torch  # the one torch call outside dav2_ros.model (it has no thread setting); local like the others
 
     torch.set_num_threads(min(num_threads, os.cpu_count() or num_threads))

@@ -1,0 +1,63 @@
+"""A relative checkpoint over real DDS: `depth/relative` (unitless inverse depth) and no fake metric
+depth until the user gives relative_scale/relative_shift; then depth = 1 / (scale * relative + shift)."""
+
+import copy
+import time
+
+import numpy as np
+import pytest
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+from node_harness import DdsClient, InProcessNode, image_array, read_bag, same_header
+
+pytestmark = pytest.mark.ros
+
+NAMESPACE = "/dav2_relative_test"
+PARAMS = {"allow_random_weights": True, "model_type": "relative", "input_size": 98, "device": "cpu",
+          "precision": "fp32", "weights_dir": "/nonexistent/dav2_weights", "min_depth": 0.01,
+          "max_valid_depth": 1000.0}
+TIMEOUT_S = 60.0
+
+
+def test_relative_model_publishes_relative_only_until_a_conversion_is_given(bags_dir):
+    messages = read_bag(bags_dir / "fiducial_board_611")
+    image: Image = messages["/camera/image_raw"][0]
+    info: CameraInfo = messages["/camera/camera_info"][0]
+    with InProcessNode(PARAMS, namespace=NAMESPACE) as node, DdsClient("dav2_relative_client") as client:
+        image_pub = client.publisher(Image, f"{NAMESPACE}/image")
+        info_pub = client.publisher(CameraInfo, f"{NAMESPACE}/camera_info")
+        relative = client.collect(Image, f"{NAMESPACE}/depth/relative")
+        depth = client.collect(Image, f"{NAMESPACE}/depth/image")
+        points = client.collect(PointCloud2, f"{NAMESPACE}/points")
+        client.wait_for_subscribers(image_pub)
+        client.wait_for_subscribers(info_pub)
+
+        info_pub.publish(info)
+        image_pub.publish(image)
+        first = relative.wait_for(lambda m: same_header(m, image), TIMEOUT_S,
+                                  on_wait=lambda: image_pub.publish(image))
+        time.sleep(1.0)  # metric outputs, if any, would have followed within milliseconds
+        assert not depth.messages and not points.messages
+
+        scale, shift = 0.5, 0.1
+        results = client.set_parameters(node.fqn, {"relative_scale": scale, "relative_shift": shift})
+        assert all(r.successful for r in results), [r.reason for r in results]
+        converted = copy.deepcopy(image)
+        converted.header.stamp.sec += 1
+        info_pub.publish(info)
+        image_pub.publish(converted)
+        metric = depth.wait_for(lambda m: same_header(m, converted), TIMEOUT_S,
+                                on_wait=lambda: image_pub.publish(converted))
+        cloud = points.wait_for(lambda m: same_header(m, converted), TIMEOUT_S)
+        second = relative.wait_for(lambda m: same_header(m, converted), TIMEOUT_S)
+
+    assert first.encoding == "32FC1" and (first.height, first.width) == (720, 1280)
+    inverse = image_array(first)
+    assert np.isfinite(inverse).all() and inverse.min() >= 0.0  # ReLU head: unitless, larger = nearer
+    np.testing.assert_array_equal(image_array(second), inverse)
+    expected = 1.0 / (scale * inverse.astype(np.float64) + shift)
+    got = image_array(metric)
+    valid = np.isfinite(got)
+    assert valid.mean() > 0.9
+    np.testing.assert_allclose(got[valid], expected[valid], rtol=1e-5)
+    assert (cloud.height, cloud.width) == (720, 1280)
