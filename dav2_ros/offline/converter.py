@@ -140,7 +140,7 @@ class BagConverter:
         except InputRejected as exc:  # e.g. an image the model cannot take
             stats.failures[exc.reason] += 1
             return
-        stats.latencies_s.append(time.perf_counter() - started)
+        stats.record_frame(time.perf_counter() - started, result.timings)
         self._write(msg.header, frame.timestamp, result, image, color_order, stats)
 
     def _intrinsics(self, frame: Frame, width: int, height: int, stats: RunStats) -> Intrinsics | None:

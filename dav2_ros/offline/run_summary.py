@@ -22,6 +22,7 @@ class RunStats:
     failures: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     clouds_skipped: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     latencies_s: list[float] = dataclasses.field(default_factory=list)
+    stage_totals_s: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     interrupted: bool = False
     stopped_by_error: str | None = None
 
@@ -32,6 +33,16 @@ class RunStats:
         ms = np.asarray(self.latencies_s, dtype=np.float64) * 1e3
         p50, p90, p99 = np.percentile(ms, (50, 90, 99))
         return {"mean": float(ms.mean()), "p50": float(p50), "p90": float(p90), "p99": float(p99)}
+
+    def record_frame(self, latency_s: float, stage_timings_s: dict[str, float]) -> None:
+        """One processed frame: its wall time and the FrameProcessor's per-stage seconds."""
+        self.latencies_s.append(latency_s)
+        self.stage_totals_s.update(stage_timings_s)
+
+    def stage_means_ms(self) -> dict[str, float]:
+        """Mean milliseconds per frame of each processing stage (preprocess, inference, cloud, ...)."""
+        frames = len(self.latencies_s)
+        return {stage: 1e3 * total / frames for stage, total in self.stage_totals_s.items()} if frames else {}
 
     def to_dict(self) -> dict[str, Any]:
         """Everything as plain JSON-ready values."""
@@ -45,6 +56,7 @@ class RunStats:
             "failures": dict(self.failures),
             "clouds_skipped": dict(self.clouds_skipped),
             "latency_ms": self.latency_ms(),
+            "stage_mean_ms": self.stage_means_ms(),
             "interrupted": self.interrupted,
             "stopped_by_error": self.stopped_by_error,
         }
@@ -71,6 +83,8 @@ def format_summary(stats: RunStats, header_lines: list[str], output_counts: dict
             "  latency:  per frame (decode + model + cloud) "
             + ", ".join(f"{key} {value:.1f} ms" for key, value in latency.items())
         )
+        stages = {k: v for k, v in stats.stage_means_ms().items() if k != "total"}
+        lines.append("  stages:   mean " + ", ".join(f"{key} {value:.1f} ms" for key, value in stages.items()))
     lines.append("  topics:   " + (", ".join(f"{t} x{n}" for t, n in sorted(output_counts.items())) or "none"))
     if stats.interrupted:
         lines.append(
