@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from .checkpoint import CheckpointError, check_encoder, load_state_dict, warn_about_name
 from .config import EncoderName, ModelConfig, ModelType
 from .depth_anything_v2 import DepthAnythingV2
-from .device import Precision, PrecisionChoice, resolve_device, resolve_precision, torch_dtype
+from .device import (Precision, PrecisionChoice, cpu_has_native_bf16, resolve_device, resolve_precision,
+                     torch_dtype)
 from .preprocess import (ColorOrder, FastPreprocessor, PreprocessMode, check_color_order, check_image,
                          exact_preprocess)
 from .standin_weights import reference_state_dict
@@ -55,7 +56,14 @@ class DepthEstimator:
         self.device = device
         self.precision: Precision = precision
         self.preprocess: PreprocessMode = preprocess
-        self._dtype = torch_dtype(precision)
+        # Reduced precision: on CUDA the weights are cast (fp16/bf16 kernels everywhere); on the CPU they stay fp32
+        # and bf16 autocast runs the matrix products and convolutions in bf16 while LayerNorm, softmax and the
+        # resampling stay fp32 -- measured more accurate than casting the weights (see benchmarks/README.md).
+        self._autocast = device.type == "cpu" and precision == "bf16"
+        self._dtype = torch.float32 if self._autocast else torch_dtype(precision)
+        if self._autocast and not cpu_has_native_bf16():
+            LOG.warning("precision bf16 on a CPU without AVX512-BF16/AMX (capability %s): bf16 is emulated here and "
+                        "typically several times slower than fp32", torch.backends.cpu.get_cpu_capability())
         self.model = model.eval().requires_grad_(False).to(device=device, dtype=self._dtype)
         self._fast = FastPreprocessor(device) if preprocess == "fast" else None
         self.last_timings: dict[str, float] = dict.fromkeys(TIMING_KEYS, 0.0)
@@ -179,7 +187,8 @@ class DepthEstimator:
         x = self._inputs(images, input_size, color_order)
         self._sync()
         prepared = time.perf_counter()
-        depth = self.model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16) if self._autocast else contextlib.nullcontext():
+            depth = self.model(x)
         self._sync()
         inferred = time.perf_counter()
         depth = F.interpolate(depth[:, None].float(), (height, width), mode="bilinear", align_corners=True)[:, 0]
