@@ -20,11 +20,18 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from dav2_ros.conversions.errors import InputRejected
 from dav2_ros.geometry.backproject import backproject
 from dav2_ros.geometry.colorize import Colormap, colorize_depth, depth_range_mask, robust_range
 from dav2_ros.geometry.intrinsics import Intrinsics
 
 ColorOrder = Literal["rgb", "bgr"]
+
+#: Longest-to-shortest side ratio that ``FrameProcessor.process`` accepts. The network scales the
+#: shorter side up to ``input_size`` and keeps the aspect, so its token count grows with the ratio
+#: and attention cost with its square: a 1x300 image takes over a minute on a CPU, a 1x16384 one
+#: exhausts memory. No camera comes near 8:1 (a 32:9 ultra-wide is 3.6:1).
+MAX_ASPECT_RATIO = 8.0
 
 
 class _ModelConfig(Protocol):
@@ -163,12 +170,20 @@ class FrameProcessor:
             colorize: compute ``colored``; None uses ``settings.colorize``.
 
         Raises:
-            IntrinsicsError: the intrinsics cannot be scaled to the image (``aspect_mismatch``),
-                raised before inference so the frame costs nothing.
+            InputRejected: ``bad_aspect``, an image more elongated than ``MAX_ASPECT_RATIO`` (the
+                network's cost grows without bound with it).
+            IntrinsicsError: the intrinsics cannot be scaled to the image (``aspect_mismatch``).
+            Both are raised before inference, so a refused frame costs nothing.
         """
         start = time.perf_counter()
         settings = self.settings
         height, width = image.shape[:2]
+        if max(height, width) > MAX_ASPECT_RATIO * min(height, width):
+            raise InputRejected(
+                "bad_aspect",
+                f"image is {width}x{height}, more elongated than {MAX_ASPECT_RATIO:g}:1; the model's cost grows "
+                "with the aspect ratio, so such images are refused",
+            )
         depth_intrinsics = intrinsics.scaled_to(width, height) if intrinsics is not None else None
 
         output = self.estimator.infer(image, input_size=settings.input_size, color_order=color_order)
