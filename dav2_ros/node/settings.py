@@ -52,8 +52,8 @@ class ParamSpec:
 
 
 PARAM_SPECS: tuple[ParamSpec, ...] = (
-    ParamSpec("encoder", "vits", "DINOv2 backbone of the checkpoint: vits (Small, 25M), vitb (Base, 98M), vitl (Large).",
-              read_only=True, choices=("vits", "vitb", "vitl")),
+    ParamSpec("encoder", "vits", "DINOv2 backbone of the checkpoint: vits (Small, 25M), vitb (Base, 98M), "
+              "vitl (Large).", read_only=True, choices=("vits", "vitb", "vitl")),
     ParamSpec("model_type", "metric", "metric: head outputs meters; relative: affine-invariant inverse depth "
               "(published on depth/relative; depth/image and points only with relative_scale).",
               read_only=True, choices=("metric", "relative")),
