@@ -72,3 +72,23 @@ def resolve_precision(precision: PrecisionChoice, device: torch.device) -> Preci
 def torch_dtype(precision: Precision) -> torch.dtype:
     """The torch dtype for a resolved precision name."""
     return _DTYPES[precision]
+
+
+# What allocation failures say when they are not torch.OutOfMemoryError: old CUDA caching-allocator and
+# "CUDA error: out of memory" messages, cuBLAS handle creation, and the CPU allocator.
+_OUT_OF_MEMORY_TEXT = ("out of memory", "cublas_status_alloc_failed", "can't allocate memory")
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether `error` means the device (or host) ran out of memory for this input: torch.cuda.OutOfMemoryError,
+    a RuntimeError whose message says so, or MemoryError. Such a frame can be skipped and the next one tried."""
+    if isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)):
+        return True
+    return isinstance(error, RuntimeError) and any(text in str(error).lower() for text in _OUT_OF_MEMORY_TEXT)
+
+
+def release_cached_memory(device: torch.device) -> None:
+    """After an out-of-memory error: hand the CUDA caching allocator's unused blocks back to the driver, so the
+    next frame (and other processes on the GPU) start from a clean pool. Nothing to do on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
