@@ -59,7 +59,9 @@ class DPTHead(nn.Module):
         """Four (B, patch_h * patch_w, C) token maps -> (B, 1, patch_h * 14, patch_w * 14)."""
         maps = []
         for i, tokens in enumerate(features):
-            x = tokens.permute(0, 2, 1).reshape(tokens.shape[0], tokens.shape[-1], patch_h, patch_w)
+            # (B, N, C) -> (B, C, h, w) as a channels-last view (no copy); same values as the official
+            # permute(0, 2, 1).reshape(B, C, h, w), and what channels-last convolutions want.
+            x = tokens.reshape(tokens.shape[0], patch_h, patch_w, tokens.shape[-1]).permute(0, 3, 1, 2)
             maps.append(self.resize_layers[i](self.projects[i](x)))
         s = self.scratch
         layer1, layer2, layer3, layer4 = s.layer1_rn(maps[0]), s.layer2_rn(maps[1]), s.layer3_rn(maps[2]), s.layer4_rn(maps[3])
