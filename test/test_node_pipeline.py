@@ -41,8 +41,8 @@ class Rig:
         self.client.wait_for_subscribers(self.info_pub)
         self.client.wait_for_publishers(f"{NAMESPACE}/points")
 
-    def send(self, image: Image = None, info: CameraInfo = None):
-        """Publish a frame (and CameraInfo) with a new stamp; returns the stamped image."""
+    def send(self, image: Image = None, info=None):
+        """Publish a frame (and its CameraInfo unless `info` is False) with a new stamp; returns the image."""
         image = copy.deepcopy(image or self.image)
         image.header.stamp.sec = self.next_sec
         self.next_sec += 1
@@ -201,25 +201,40 @@ def test_colored_preview_is_published_to_a_subscriber(rig):
     assert image_array(preview).std() > 0
 
 
-def test_bad_input_is_rejected_counted_and_the_node_keeps_going(rig):
-    bad = copy.deepcopy(rig.image)
-    bad.encoding = "16UC1"  # a depth encoding, not a camera image
-    bad_sent = rig.send(bad)
-    good_sent = rig.send()
-    rig.outputs(good_sent, rig.depth)
-    assert not [m for m in rig.depth.messages if same_header(m, bad_sent)]
+def node_diagnostics(rig, predicate, what, resend=None):
+    """The node's latest diagnostics values (key -> value) once `predicate(values)` holds; `resend`
+    (an image) is published again every 2 s meanwhile, as inputs are best effort."""
+    again = _every(2.0, lambda: rig.image_pub.publish(resend)) if resend is not None else (lambda: None)
 
-    def counters():
+    def latest():
+        again()
         for array in reversed(rig.diagnostics.messages):
             for status in array.status:
                 if status.name.startswith(rig.node.fqn):
                     values = {kv.key: kv.value for kv in status.values}
-                    if int(values.get("rejected.unsupported_encoding", "0")) >= 1:
-                        return values
+                    return values if predicate(values) else None
         return None
 
-    values = wait_until(counters, 10.0, "diagnostics counting the rejected frame")
-    assert int(values["frames_rejected"]) >= 1 and int(values["frames_out"]) >= 1
+    return wait_until(latest, 10.0, what)
+
+
+def test_bad_input_is_rejected_counted_and_the_node_keeps_going(rig):
+    bad = copy.deepcopy(rig.image)
+    bad.encoding = "16UC1"  # a depth encoding, not a camera image
+    bad_sent = rig.send(bad)
+    node_diagnostics(rig, lambda v: int(v.get("rejected.unsupported_encoding", 0)) >= 1,
+                     "diagnostics counting the 16UC1 frame", resend=bad_sent)
+    sliver = Image(header=copy.deepcopy(rig.image.header), height=4, width=400, encoding="mono8", step=400,
+                   data=bytes(1600))  # decodes fine, but 100:1 is too elongated for the model
+    sliver_sent = rig.send(sliver, info=False)
+    node_diagnostics(rig, lambda v: int(v.get("rejected.bad_aspect", 0)) >= 1,
+                     "diagnostics counting the 400x4 frame", resend=sliver_sent)
+
+    good_sent = rig.send()
+    rig.outputs(good_sent, rig.depth)
+    assert not [m for m in rig.depth.messages if same_header(m, bad_sent) or same_header(m, sliver_sent)]
+    values = node_diagnostics(rig, lambda v: int(v["frames_out"]) >= 1, "diagnostics after the good frame")
+    assert int(values["frames_rejected"]) >= 2
     assert values["device"] == "cpu" and values["precision"] == "fp32" and values["input_size"] == "98"
     for key in ("rate_hz", "latency_p50_ms", "latency_p99_ms", "frames_in", "frames_dropped", "model"):
         assert key in values

@@ -195,17 +195,17 @@ class DepthNode(Node):
                 image, color_order = compressed_msg_to_array(msg)
             else:
                 image, color_order = image_msg_to_array(msg)
-        except InputRejected as error:
+            height, width = image.shape[:2]
+            intrinsics = self._intrinsics_for(width, height, settings)
+            want_colored = self._colored_pub.get_subscription_count() > 0
+            with self._processor_lock:
+                processor = self._processor
+            result = processor.process(image, color_order, intrinsics, colorize=want_colored)
+        except InputRejected as error:  # bad encoding/size/data, an image too elongated for the model...
             self._stats.frame_rejected(error.reason)
             self._warnings.warn(error.reason, f"image rejected ({error.reason}): {error.detail}; nothing published "
                                 "for this frame")
             return
-        height, width = image.shape[:2]
-        intrinsics = self._intrinsics_for(width, height, settings)
-        want_colored = self._colored_pub.get_subscription_count() > 0
-        with self._processor_lock:
-            processor = self._processor
-        result = processor.process(image, color_order, intrinsics, colorize=want_colored)
         if self._worker is not None and self._worker.stopping:
             return
         self._publish(msg.header, result, image, color_order, settings)
