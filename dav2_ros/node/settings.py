@@ -71,7 +71,8 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               "only: the depth is meaningless). false: refuse to start without weights.", read_only=True),
     ParamSpec("device", "auto", "Inference device: auto (CUDA if available, else CPU), cpu, cuda or cuda:N.",
               read_only=True),
-    ParamSpec("precision", "auto", "Inference precision: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or bf16.",
+    ParamSpec("precision", "auto", "Inference precision: auto (fp16 on CUDA; on the CPU bf16 where it has native "
+              "bf16, else fp32), fp32, fp16 (CUDA only) or bf16.",
               read_only=True, choices=("auto", "fp32", "fp16", "bf16")),
     ParamSpec("preprocess", "auto", "Resize/normalize path: exact (bit-faithful to the official code, on the CPU), "
               "fast (on the device), auto (fast on CUDA, exact on CPU).",
