@@ -1,0 +1,88 @@
+"""Overload: a camera far faster than the model. A 30 Hz publisher and a burst of 200 frames at once
+into the real node running vits at input_size 266 on one CPU thread (about 1 s per frame here: the
+model is genuinely slow, nothing in the product is slowed for the test). The queue stays bounded,
+the newest frame wins, latency (arrival of the depth image minus the image stamp) stays bounded and
+does not grow, and the node's RSS stays flat. CI runs 10 s; the slow test (and scripts/robustness.py)
+runs 60 s."""
+
+from __future__ import annotations
+
+import pytest
+
+from robustness_harness import Camera, NodeRig, StreamResult, run_burst, run_stream
+
+pytestmark = pytest.mark.ros
+
+SLOW_MODEL = {"encoder": "vits", "input_size": 266}
+# 320x240: the network input (and so the cost) depends on input_size, not on the image size; a small
+# frame keeps transport loss (large best-effort samples) out of what is measured.
+IMAGE_WIDTH = 320
+
+
+@pytest.fixture(scope="module")
+def camera() -> Camera:
+    return Camera.tum(width=IMAGE_WIDTH)
+
+
+@pytest.fixture(scope="module")
+def rig():
+    rig = NodeRig("/dav2_robust_overload", SLOW_MODEL, keep_messages=False).start()
+    try:
+        yield rig
+    finally:
+        rig.close()
+
+
+def assert_bounded_and_newest_first(result: StreamResult) -> None:
+    """What overload must never do: hold a queue, publish stale frames, let latency or memory grow."""
+    frame_s = result.frame_s
+    assert frame_s > 0 and result.published >= 1, result
+    # every frame the node received left it: published, dropped for a newer one, or rejected
+    assert result.node_in == result.published + result.dropped + result.rejected, result
+    assert result.rejected == 0 and result.max_backlog <= 2, result
+    assert result.dropped >= result.node_in - result.published - 1, result
+    assert result.stamps_increasing, "outputs went out of order"
+    # the newest frame wins: the last output is one of the last frames sent, not a queued old one
+    assert result.last_published_stamp in result.sent_stamps[-3:], result
+    # latency: one frame in the model plus at most one waiting; not growing with the run's length
+    assert result.latency.p99_ms <= (3 * frame_s + 1.0) * 1e3, result
+    assert result.latency_end.p50_ms <= result.latency_start.p50_ms + frame_s * 1e3 + 500, result
+
+
+def report(result: StreamResult) -> None:
+    print(f"\n{result.scenario}: sent {result.sent}, node received {result.node_in}, published {result.published}, "
+          f"dropped {result.dropped}; {result.frame_s:.2f} s/frame; latency p50/p99 "
+          f"{result.latency.text()} (start {result.latency_start.text()}, end {result.latency_end.text()}); "
+          f"max backlog {result.max_backlog}; RSS {result.rss_start_mb:.0f} -> {result.rss_end_mb:.0f} MB "
+          f"(max {result.rss_max_mb:.0f}); {'; '.join(result.notes)}")
+
+
+def test_30hz_publisher_into_a_one_second_model_ci(rig, camera):
+    result = run_stream(rig, camera, rate_hz=30.0, duration_s=10.0)
+    report(result)
+    assert result.frame_s >= 0.3, "the model is not slow enough for this to be an overload test"
+    assert result.sent >= 250 and result.node_in >= result.sent // 2
+    assert_bounded_and_newest_first(result)
+    assert result.rss_max_mb - result.rss_start_mb <= 100, result
+
+
+def test_burst_of_200_frames_at_once(rig, camera):
+    result = run_burst(rig, camera, count=200)
+    report(result)
+    assert result.published <= 4, "a burst must not be worked off frame by frame"
+    assert_bounded_and_newest_first(result)
+    assert result.drain_s <= 3 * result.frame_s + 2.0, "the burst was not drained within a few frames' time"
+    assert result.rss_max_mb - result.rss_start_mb <= 100, result
+
+
+@pytest.mark.slow
+def test_30hz_publisher_into_a_one_second_model_for_a_minute(rig, camera):
+    result = run_stream(rig, camera, rate_hz=30.0, duration_s=60.0)
+    report(result)
+    assert_bounded_and_newest_first(result)
+    assert result.rss_end_mb - result.rss_start_mb <= 50, result
+
+
+def test_overload_left_a_clean_log(rig):
+    rig.assert_clean_log()
+    assert rig.process.process.poll() is None
