@@ -264,8 +264,29 @@ class DepthNode(Node):
 
     def _on_worker_error(self, error: BaseException) -> None:
         """An unexpected error in one frame: count it, say what it was (throttled), keep going."""
+        if self._skipped_for_memory(error):
+            return
         self._stats.frame_rejected("internal_error")
         self._warnings.warn("internal_error", f"frame failed with {type(error).__name__}: {error}", error=True)
+
+    def _skipped_for_memory(self, error: BaseException) -> bool:
+        """Out of memory on this frame (CUDA, or the host allocator): count it as `out_of_memory`, say it
+        (throttled), give the CUDA cache back and go on with the next frame. False for any other error."""
+        from dav2_ros.model.device import is_out_of_memory, release_cached_memory  # torch is loaded by now
+
+        if not is_out_of_memory(error):
+            return False
+        error.__traceback__ = None  # its frames hold the failed frame's tensors: free them before emptying the cache
+        device = self._estimator.device
+        release_cached_memory(device)
+        self._stats.frame_rejected("out_of_memory")
+        text = str(error).strip()
+        cause = f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+        freed = "emptied the CUDA cache; " if device.type == "cuda" else ""
+        self._warnings.warn("out_of_memory", f"frame skipped: out of memory on {device} at input_size "
+                            f"{self._params.settings.input_size} ({cause}); {freed}carrying on with the next frame "
+                            "(lower input_size, or use precision fp16 on CUDA, if this repeats)", error=True)
+        return True
 
     # ----------------------------------------------------------------------------- helpers
     def _say_once(self, key: str, message: str, warn: bool = False) -> None:
