@@ -89,14 +89,14 @@ def test_camera_switching_resolution_mid_stream(rig, camera):
 def test_image_size_changing_mid_stream_with_one_camera_info(rig, camera):
     rig.publish(camera.camera_info(time.time()))
     time.sleep(0.4)
-    sizes = [Camera.tum(width=w) for w in (320, 160, 640, 96, 160)]
+    sizes = [Camera.tum(width=w) for w in (320, 160, 480, 96, 160)]
     for sized in sizes:
         frame = sized.image(time.time())
         rig.publish(frame)
         depth, info, cloud = rig.wait_outputs(frame)
         sized.check_outputs(frame, depth, info, cloud)  # K scaled from the 160x120 CameraInfo to each size
-    rig.wait_for_log(r"CameraInfo is 160x120 but images are 640x480: scaling K to the image size "
-                     r"\(fx 131\.2 -> 525\.0\)")
+    rig.wait_for_log(r"CameraInfo is 160x120 but images are 480x360: scaling K to the image size "
+                     r"\(fx 131\.2 -> 393\.8\)")
 
 
 def test_image_topic_silent_then_back(rig, camera):
