@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Model latency on this machine: vits on a 640x480 frame at input 518, exact-fp32 / fast-fp32 / fast-bf16,
 plus forward-only timings (ours fp32, bf16 autocast, bf16 cast weights, transformers' DepthAnythingForDepthEstimation
-on the same weights and input) -- a table on stdout and JSON in benchmarks/results/bench_model.json.
+on the same weights and input) -- wall and process-CPU seconds -- a table on stdout and JSON in benchmarks/results/bench_model.json.
 
 With --accuracy it also runs every parity fixture (test/fixtures/parity and ../shared/reference/cases) in
 exact-fp32, fast-fp32 and fast-bf16 and reports the error against the official outputs.
@@ -47,15 +47,20 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+CPU_TIMES: list[float] = []  # process CPU seconds of the calls timed last (robust to other processes' load)
+
+
 def timed(fn: Callable[[], object], runs: int, warmup: int = 1) -> list[float]:
-    """Wall-clock seconds of `runs` calls after `warmup` untimed ones."""
+    """Wall-clock seconds of `runs` calls after `warmup` untimed ones; their CPU seconds go to CPU_TIMES."""
     for _ in range(warmup):
         fn()
     times = []
+    CPU_TIMES.clear()
     for _ in range(runs):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         fn()
         times.append(time.perf_counter() - start)
+        CPU_TIMES.append(time.process_time() - cpu_start)
     return times
 
 
@@ -75,6 +80,7 @@ def end_to_end(image: np.ndarray, input_size: int, runs: int, bf16_runs: int) ->
         times = timed(call, n)
         rows.append({"name": f"{preprocess}-{precision}", "kind": "infer (end to end)", "runs": n,
                      "median_s": statistics.median(times), "min_s": min(times),
+                     "cpu_median_s": statistics.median(CPU_TIMES),
                      **{f"{k}_median_s": statistics.median(v[-n:]) for k, v in phases.items()}})
         print(f"  {rows[-1]['name']}: {rows[-1]['median_s']:.3f} s", flush=True)
     return rows
@@ -94,7 +100,7 @@ def forward_only(image: np.ndarray, input_size: int, runs: int, bf16_runs: int, 
         with torch.inference_mode():
             times = timed(fn, n)
         rows.append({"name": name, "kind": "forward only", "runs": n, "median_s": statistics.median(times),
-                     "min_s": min(times)})
+                     "min_s": min(times), "cpu_median_s": statistics.median(CPU_TIMES)})
         print(f"  {name}: {rows[-1]['median_s']:.3f} s", flush=True)
 
     add("ours fp32", lambda: model(x), runs)
@@ -109,12 +115,13 @@ def forward_only(image: np.ndarray, input_size: int, runs: int, bf16_runs: int, 
     if with_transformers:
         hf = transformers_model(model)
         if hf is not None:
-            add(f"transformers {hf[1]} fp32 (eager attention)", lambda: hf[0](pixel_values=x), runs)
+            add(f"transformers {hf[1]} fp32 ({hf[2]} attention)", lambda: hf[0](pixel_values=x), runs)
     return rows
 
 
-def transformers_model(model: torch.nn.Module) -> tuple[torch.nn.Module, str] | None:
-    """transformers' DepthAnythingForDepthEstimation (vits metric) holding `model`'s weights, or None."""
+def transformers_model(model: torch.nn.Module) -> tuple[torch.nn.Module, str, str] | None:
+    """(transformers' DepthAnythingForDepthEstimation (vits metric) holding `model`'s weights, transformers version,
+    attention implementation), or None when transformers is not installed."""
     try:
         import transformers
     except ImportError:
@@ -129,7 +136,7 @@ def transformers_model(model: torch.nn.Module) -> tuple[torch.nn.Module, str] | 
                                               depth_estimation_type="metric", max_depth=20)
     hf = transformers.DepthAnythingForDepthEstimation(config).eval()
     hf.load_state_dict(official_to_hf(model.state_dict(), list(hf.state_dict())), strict=True)
-    return hf, transformers.__version__
+    return hf, transformers.__version__, str(getattr(hf.backbone.config, "_attn_implementation", "default"))
 
 
 def official_to_hf(official: dict[str, torch.Tensor], hf_keys: list[str]) -> dict[str, torch.Tensor]:
@@ -180,11 +187,14 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="timed runs per fp32 variant (median reported)")
     parser.add_argument("--bf16-runs", type=int, default=2, help="timed runs per bf16 variant (slow without AMX)")
     parser.add_argument("--input-size", type=int, default=518)
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--no-transformers", action="store_true", help="skip transformers' model")
     parser.add_argument("--accuracy", action="store_true", help="also measure error on every parity fixture")
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "benchmarks" / "results" / "bench_model.json")
     args = parser.parse_args()
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     with np.load(FRAME) as z:
         image = z["image_bgr"]
     machine = {"cpu": cpu_name(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
@@ -197,9 +207,10 @@ def main() -> int:
     rows += forward_only(image, args.input_size, args.runs, args.bf16_runs, not args.no_transformers)
     machine["load_average_1min_after"] = os.getloadavg()[0]
 
-    print(f"\n| variant | measured | median s | min s | runs |\n|---|---|---|---|---|")
+    print(f"\n| variant | measured | wall median s | wall min s | CPU median s | runs |\n|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['name']} | {r['kind']} | {r['median_s']:.3f} | {r['min_s']:.3f} | {r['runs']} |")
+        print(f"| {r['name']} | {r['kind']} | {r['median_s']:.3f} | {r['min_s']:.3f} | {r['cpu_median_s']:.3f} "
+              f"| {r['runs']} |")
     result = {"machine": machine, "input_size": args.input_size, "frame": [int(image.shape[0]), int(image.shape[1])],
               "latency": rows}
     if args.accuracy:

@@ -84,6 +84,19 @@ def test_infer_batch_keeps_order_and_matches_single(estimator: DepthEstimator) -
         np.testing.assert_allclose(depth, estimator.infer(image, 112, "bgr"), rtol=1e-4, atol=1e-4)
 
 
+def test_strided_views_accepted_in_both_modes(estimator: DepthEstimator) -> None:
+    """Mirrored (negative-stride) and row-padded views, as message buffers or flips give them."""
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, size=(40, 60, 3), dtype=np.uint8)
+    padded = np.zeros((40, 64, 3), dtype=np.uint8)
+    padded[:, :60] = image
+    fast = DepthEstimator.random(encoder="vits", model_type="metric", device="cpu", precision="fp32",
+                                 preprocess="fast")
+    for est in (estimator, fast):
+        np.testing.assert_array_equal(est.infer(padded[:, :60], 56), est.infer(image, 56))
+        np.testing.assert_array_equal(est.infer(image[:, ::-1], 56), est.infer(image[:, ::-1].copy(), 56))
+
+
 def test_random_weights_are_deterministic_per_seed() -> None:
     image = np.random.default_rng(3).integers(0, 256, size=(42, 56, 3), dtype=np.uint8)
     kwargs = dict(encoder="vits", model_type="relative", device="cpu", precision="fp32")

@@ -77,7 +77,8 @@ class DepthEstimator:
                         max_depth: float = 20.0, device: str | torch.device = "auto",
                         precision: PrecisionChoice = "auto", preprocess: PreprocessChoice = "auto",
                         source: str = "state_dict") -> DepthEstimator:
-        """Build from an official-layout state_dict (strict: every key, every shape).
+        """Build from an official-layout state_dict (strict: every key, every shape). Float32 CPU tensors are
+        used in place, not copied.
 
         Raises:
             CheckpointError: the weights are for another encoder, or keys/shapes do not match.
@@ -175,7 +176,7 @@ class DepthEstimator:
     def _inputs(self, images: list[np.ndarray], input_size: int, color_order: ColorOrder) -> torch.Tensor:
         """Same-size images -> normalized (B, 3, h, w) on the device in the network's dtype."""
         if self._fast is not None:
-            batch = images[0][None] if len(images) == 1 else np.stack(images)
+            batch = np.ascontiguousarray(images[0])[None] if len(images) == 1 else np.stack(images)
             x = self._fast(batch, input_size, color_order)
         else:
             arrays = [exact_preprocess(image, input_size, color_order) for image in images]
