@@ -151,20 +151,26 @@ def row(entry: dict[str, Any]) -> str:
     def ms(p: dict[str, Any]) -> str:
         return "n/a" if not p["n"] else f"{p['p50_ms']:.0f} / {p['p99_ms']:.0f}"
 
+    def num(value: Any) -> str:
+        return "n/a" if value is None else f"{value:.0f}"
+
     model = f"{entry['params'].get('encoder', 'vits')} @ {entry['params']['input_size']}"
+    timeline = " / ".join(f"{mb:.0f}" for mb in entry["rss_timeline_mb"])
     return (f"| {entry['scenario']} | {model}, {entry['image_size']} | {entry['sent']} | {entry['node_in']} | "
             f"{entry['published']} | {entry['dropped']} | {entry['lost_before_node']} | {entry['max_backlog']} | "
-            f"{entry['frame_s']:.2f} | {ms(entry['latency'])} | {ms(entry['latency_start'])} | "
-            f"{ms(entry['latency_end'])} | {entry['rss_start_mb']:.1f} -> {entry['rss_end_mb']:.1f} "
-            f"(max {entry['rss_max_mb']:.1f}) | {'ok' if not entry['broken'] else '; '.join(entry['broken'])} |")
+            f"{entry['frame_s']:.2f} | {num(entry['inference_start_ms'])} -> {num(entry['inference_end_ms'])} | "
+            f"{ms(entry['latency'])} | {ms(entry['latency_start'])} | {ms(entry['latency_end'])} | "
+            f"{entry['rss_start_mb']:.1f} -> {entry['rss_end_mb']:.1f} (max {entry['rss_max_mb']:.1f}) | {timeline} | "
+            f"{'ok' if not entry['broken'] else '; '.join(entry['broken'])} |")
 
 
 def markdown(report: dict[str, Any]) -> str:
     """The figures as markdown tables."""
     lines = [f"Machine: {report['environment']}", "",
              "| scenario | model, image | sent | node in | published | dropped (newest wins) | lost before the node "
-             "| max backlog | s/frame | latency p50 / p99 ms | start | end | RSS MB start -> end | bounds |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| max backlog | s/frame | model ms start -> end | latency p50 / p99 ms | first tenth | last tenth "
+             "| RSS MB start -> end | RSS MB at 0/10/25/50/75/100 % | bounds |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in ("overload", "burst", "soak"):
         if name in report["scenarios"]:
             lines.append(row(report["scenarios"][name]))

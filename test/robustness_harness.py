@@ -533,6 +533,9 @@ class StreamResult:
     stamps_increasing: bool
     duration_s: float
     inference_p50_s: Optional[float] = None  # the node's own figure for the model alone (last 10 s)
+    inference_start_ms: Optional[float] = None  # the node's inference p50 in the first tenth of the run
+    inference_end_ms: Optional[float] = None  # ... and in the last tenth (CPU contention shows here)
+    rss_timeline_mb: list[float] = field(default_factory=list)  # at 0, 10, 25, 50, 75, 100 % of the run
     drain_s: Optional[float] = None  # last publish -> last output
     notes: list[str] = field(default_factory=list)
     sent_stamps: list[tuple[int, int]] = field(default_factory=list, repr=False)
@@ -625,6 +628,12 @@ def _result(scenario: str, rig: NodeRig, camera: Camera, sent: list[tuple[int, i
     diags = [d for d in rig.diags if d.stamp >= base.stamp and d.stamp <= final.stamp]
     ages = [float(d.values["stamp_age_p50_ms"]) for d in diags if d.values.get("stamp_age_p50_ms", "n/a") != "n/a"]
     inference = final.values.get("inference_p50_ms", "n/a")
+    streaming = [float(d.values["inference_p50_ms"]) for d in diags
+                 if d.values.get("inference_p50_ms", "n/a") != "n/a" and (last_publish is None or d.stamp <= last_publish)]
+    phase = max(1, len(streaming) // 10)
+    run_samples = [(t, mb) for t, mb in rss.samples if started <= t <= t_end] or rss.samples
+    timeline = [run_samples[min(len(run_samples) - 1, int(f * (len(run_samples) - 1)))][1]
+                for f in (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)]
     drain = None
     if last_publish is not None and ours:
         drain = max(0.0, ours[-1].received - last_publish)
@@ -652,6 +661,9 @@ def _result(scenario: str, rig: NodeRig, camera: Camera, sent: list[tuple[int, i
         stamps_increasing=all(b.stamp > a.stamp for a, b in zip(ours, ours[1:])),
         duration_s=t_end - started,
         inference_p50_s=None if inference == "n/a" else float(inference) / 1e3,
+        inference_start_ms=float(np.median(streaming[:phase])) if streaming else None,
+        inference_end_ms=float(np.median(streaming[-phase:])) if streaming else None,
+        rss_timeline_mb=[round(mb, 1) for mb in timeline],
         drain_s=drain,
         sent_stamps=list(sent),
     )
@@ -681,8 +693,9 @@ def run_stream(rig: NodeRig, camera: Camera, rate_hz: float, duration_s: float,
         last_publish = time.time()
         final = _settle(rig, base)
         t_end = time.monotonic()
+    # RSS "start": a fifth into the run, once the model has run a few frames (allocator warm-up)
     result = _result(scenario, rig, camera, streamer.sent, base, final, rig.depth.arrivals, rss,
-                     started + min(2.0, duration_s / 4), t_end, started, last_publish)
+                     started + duration_s / 5, t_end, started, last_publish)
     result.notes.append(f"rate {rate_hz:g} Hz for {duration_s:g} s; publisher lag max {streamer.late_s * 1e3:.0f} ms")
     rig.depth.forget()
     return result
