@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Model latency on this machine: vits on a 640x480 frame at input 518, exact-fp32 / fast-fp32 / fast-bf16,
 plus forward-only timings (ours fp32, bf16 autocast, bf16 cast weights, transformers' DepthAnythingForDepthEstimation
-on the same weights and input) -- wall and process-CPU seconds -- a table on stdout and JSON in benchmarks/results/bench_model.json.
+on the same weights and input) -- wall and process-CPU seconds -- a table on stdout and JSON in
+benchmarks/results/bench_model.json.
 
 With --accuracy it also runs every parity fixture (test/fixtures/parity and ../shared/reference/cases) in
 exact-fp32, fast-fp32 and fast-bf16 and reports the error against the official outputs.

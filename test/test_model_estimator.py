@@ -27,6 +27,12 @@ def estimator() -> DepthEstimator:
                                  precision="fp32", preprocess="exact")
 
 
+@pytest.fixture(scope="module")
+def fast_estimator() -> DepthEstimator:
+    return DepthEstimator.random(encoder="vits", model_type="metric", max_depth=20.0, device="cpu",
+                                 precision="fp32", preprocess="fast")
+
+
 @pytest.mark.parametrize(("height", "width", "input_size", "expected"), [
     (480, 640, 518, (518, 686)),   # 690.7 -> 686 (np.round to 49 patches)
     (240, 320, 518, (518, 686)),   # upscaled
@@ -84,15 +90,13 @@ def test_infer_batch_keeps_order_and_matches_single(estimator: DepthEstimator) -
         np.testing.assert_allclose(depth, estimator.infer(image, 112, "bgr"), rtol=1e-4, atol=1e-4)
 
 
-def test_strided_views_accepted_in_both_modes(estimator: DepthEstimator) -> None:
+def test_strided_views_accepted_in_both_modes(estimator: DepthEstimator, fast_estimator: DepthEstimator) -> None:
     """Mirrored (negative-stride) and row-padded views, as message buffers or flips give them."""
     rng = np.random.default_rng(4)
     image = rng.integers(0, 256, size=(40, 60, 3), dtype=np.uint8)
     padded = np.zeros((40, 64, 3), dtype=np.uint8)
     padded[:, :60] = image
-    fast = DepthEstimator.random(encoder="vits", model_type="metric", device="cpu", precision="fp32",
-                                 preprocess="fast")
-    for est in (estimator, fast):
+    for est in (estimator, fast_estimator):
         np.testing.assert_array_equal(est.infer(padded[:, :60], 56), est.infer(image, 56))
         np.testing.assert_array_equal(est.infer(image[:, ::-1], 56), est.infer(image[:, ::-1].copy(), 56))
 

@@ -127,7 +127,8 @@ def check_encoder(state_dict: Mapping[str, torch.Tensor], encoder: str, source: 
         raise CheckpointError(f"{source}: checkpoint has embed dim {embed_dim}, which is none of the supported "
                               f"encoders ({', '.join(f'{n}: {s.embed_dim}' for n, s in ENCODERS.items())})")
     if found != encoder:
-        raise CheckpointError(f"{source}: checkpoint is {found} (embed dim {embed_dim}), encoder parameter is {encoder}")
+        raise CheckpointError(
+            f"{source}: checkpoint is {found} (embed dim {embed_dim}), encoder parameter is {encoder}")
 
 
 _OFFICIAL_RELATIVE_NAME = re.compile(r"depth_anything_v2_vit[sblg]\.|depth-anything-v2-(small|base|large)-hf",

@@ -55,7 +55,10 @@ def cpu_has_native_bf16() -> bool:
 
 
 def resolve_precision(precision: PrecisionChoice, device: torch.device) -> Precision:
-    """"auto" -> fp16 on CUDA, bf16 on a CPU with native bf16, else fp32; refuses fp16 on CPU, bf16 where unsupported."""
+    """"auto" -> fp16 on CUDA, bf16 on a CPU with native bf16, else fp32.
+
+    Refuses fp16 on the CPU and bf16 on a GPU without it.
+    """
     if precision == "auto":
         if device.type == "cuda":
             return "fp16"

@@ -64,7 +64,8 @@ class DPTHead(nn.Module):
             x = tokens.reshape(tokens.shape[0], patch_h, patch_w, tokens.shape[-1]).permute(0, 3, 1, 2)
             maps.append(self.resize_layers[i](self.projects[i](x)))
         s = self.scratch
-        layer1, layer2, layer3, layer4 = s.layer1_rn(maps[0]), s.layer2_rn(maps[1]), s.layer3_rn(maps[2]), s.layer4_rn(maps[3])
+        layer1, layer2 = s.layer1_rn(maps[0]), s.layer2_rn(maps[1])
+        layer3, layer4 = s.layer3_rn(maps[2]), s.layer4_rn(maps[3])
         path = s.refinenet4(layer4, size=layer3.shape[2:])
         path = s.refinenet3(path, layer3, size=layer2.shape[2:])
         path = s.refinenet2(path, layer2, size=layer1.shape[2:])

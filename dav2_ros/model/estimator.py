@@ -121,7 +121,8 @@ class DepthEstimator:
         """Deterministic stand-in weights (the parity fixtures' scheme; seed 0 = those exact weights), for demos
         and tests. The output is not a real depth estimate."""
         with torch.device("meta"):
-            shapes = {k: tuple(v.shape) for k, v in DepthAnythingV2(ModelConfig(encoder, model_type)).state_dict().items()}
+            model = DepthAnythingV2(ModelConfig(encoder, model_type))
+        shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
         weights = {k: torch.from_numpy(v) for k, v in reference_state_dict(shapes, seed=seed).items()}
         return cls.from_state_dict(weights, encoder=encoder, model_type=model_type, max_depth=max_depth,
                                    device=device, precision=precision, preprocess=preprocess,
