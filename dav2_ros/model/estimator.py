@@ -110,9 +110,10 @@ class DepthEstimator:
         as a warning on the "dav2_ros.model" logger.
         """
         state_dict = load_state_dict(path)
+        estimator = cls.from_state_dict(state_dict, encoder=encoder, model_type=model_type, max_depth=max_depth,
+                                        device=device, precision=precision, preprocess=preprocess, source=str(path))
         warn_about_name(path, model_type, max_depth)
-        return cls.from_state_dict(state_dict, encoder=encoder, model_type=model_type, max_depth=max_depth,
-                                   device=device, precision=precision, preprocess=preprocess, source=str(path))
+        return estimator
 
     @classmethod
     def random(cls, *, encoder: EncoderName = "vits", model_type: ModelType = "metric", max_depth: float = 20.0,
