@@ -521,9 +521,14 @@ class StreamResult:
     rejected: int
     max_backlog: int  # most frames ever received but not yet published/dropped/rejected
     frame_interval_p50_s: Optional[float]  # time between outputs while saturated: the model's pace
+    frame_interval_max_s: Optional[float]  # the slowest such interval (CPU contention shows here)
     latency: Percentiles  # arrival of depth/image minus the image stamp
     latency_start: Percentiles  # the first tenth of the published frames
     latency_end: Percentiles  # the last tenth
+    # Latency minus the time since the previous output (~ this frame's own processing): how long the frame
+    # waited before the model took it, while the camera was still streaming. With newest-wins it is at most
+    # one camera period (plus scheduling), however slow the model is at the moment; a queue would grow it.
+    waited: Percentiles
     node_stamp_age_p50_ms: Optional[float]  # the node's own figure (publish time minus stamp, last 10 s)
     rss_start_mb: float
     rss_end_mb: float
@@ -546,6 +551,11 @@ class StreamResult:
         return max(self.frame_interval_p50_s or 0.0, self.inference_p50_s or 0.0)
 
     @property
+    def slowest_frame_s(self) -> float:
+        """The longest the node took for one frame during the run (at least `frame_s`)."""
+        return max(self.frame_interval_max_s or 0.0, self.frame_s)
+
+    @property
     def lost_before_node(self) -> int:
         return self.sent - self.node_in
 
@@ -556,7 +566,8 @@ class StreamResult:
     def as_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         del data["sent_stamps"]
-        data.update(lost_before_node=self.lost_before_node, rss_growth_mb=self.rss_growth_mb, frame_s=self.frame_s)
+        data.update(lost_before_node=self.lost_before_node, rss_growth_mb=self.rss_growth_mb, frame_s=self.frame_s,
+                    slowest_frame_s=self.slowest_frame_s)
         return data
 
 
@@ -623,6 +634,9 @@ def _result(scenario: str, rig: NodeRig, camera: Camera, sent: list[tuple[int, i
     ours.sort(key=lambda a: a.received)
     latencies = [a.latency_s for a in ours]
     tenth = max(1, len(ours) // 10)
+    # only while the camera still streamed when the model took the next frame (after that, the newest is old)
+    waited = [b.latency_s - (b.received - a.received) for a, b in zip(ours, ours[1:])
+              if last_publish is None or a.received < last_publish]
     intervals = np.diff([a.received for a in ours])
     delta = counter_delta(base, final)
     diags = [d for d in rig.diags if d.stamp >= base.stamp and d.stamp <= final.stamp]
@@ -649,9 +663,11 @@ def _result(scenario: str, rig: NodeRig, camera: Camera, sent: list[tuple[int, i
         rejected=delta.get("frames_rejected", 0),
         max_backlog=max((d.backlog for d in diags), default=0),
         frame_interval_p50_s=float(np.median(intervals)) if intervals.size else None,
+        frame_interval_max_s=float(intervals.max()) if intervals.size else None,
         latency=Percentiles.of(latencies),
         latency_start=Percentiles.of(latencies[:tenth]),
         latency_end=Percentiles.of(latencies[-tenth:]),
+        waited=Percentiles.of(waited),
         node_stamp_age_p50_ms=float(np.median(ages)) if ages else None,
         rss_start_mb=rss.at(t_first),
         rss_end_mb=in_rss[-1],

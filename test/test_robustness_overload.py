@@ -44,15 +44,21 @@ def assert_bounded_and_newest_first(result: StreamResult) -> None:
     assert result.stamps_increasing, "outputs went out of order"
     # the newest frame wins: the last output is one of the last frames sent, not a queued old one
     assert result.last_published_stamp in result.sent_stamps[-3:], result
-    # latency: one frame in the model plus at most one waiting; not growing with the run's length
-    assert result.latency.p99_ms <= (3 * frame_s + 1.0) * 1e3, result
-    assert result.latency_end.p50_ms <= result.latency_start.p50_ms + frame_s * 1e3 + 500, result
+    # latency: one frame in the model plus at most one waiting, however slow the model is at the moment
+    assert result.latency.max_ms <= (2 * result.slowest_frame_s + 1.0) * 1e3, result
+
+
+def assert_frames_never_queue(result: StreamResult, rate_hz: float) -> None:
+    """With a steady camera, the frame the model takes next is at most one camera period old: each output's
+    latency exceeds the time since the previous output by no more than that (plus scheduling)."""
+    assert result.waited.max_ms <= 1e3 / rate_hz + 500, result
 
 
 def report(result: StreamResult) -> None:
     print(f"\n{result.scenario}: sent {result.sent}, node received {result.node_in}, published {result.published}, "
           f"dropped {result.dropped}; {result.frame_s:.2f} s/frame; latency p50/p99 "
-          f"{result.latency.text()} (start {result.latency_start.text()}, end {result.latency_end.text()}); "
+          f"{result.latency.text()} (start {result.latency_start.text()}, end {result.latency_end.text()}; waited "
+          f"{result.waited.text()}); "
           f"max backlog {result.max_backlog}; RSS {result.rss_start_mb:.0f} -> {result.rss_end_mb:.0f} MB "
           f"(max {result.rss_max_mb:.0f}); {'; '.join(result.notes)}")
 
@@ -63,6 +69,7 @@ def test_30hz_publisher_into_a_one_second_model_ci(rig, camera):
     assert result.frame_s >= 0.3, "the model is not slow enough for this to be an overload test"
     assert result.sent >= 250 and result.node_in >= result.sent // 2
     assert_bounded_and_newest_first(result)
+    assert_frames_never_queue(result, 30.0)
     assert result.rss_max_mb - result.rss_start_mb <= 100, result
 
 
@@ -80,6 +87,7 @@ def test_30hz_publisher_into_a_one_second_model_for_a_minute(rig, camera):
     result = run_stream(rig, camera, rate_hz=30.0, duration_s=60.0)
     report(result)
     assert_bounded_and_newest_first(result)
+    assert_frames_never_queue(result, 30.0)
     assert result.rss_end_mb - result.rss_start_mb <= 50, result
 
 

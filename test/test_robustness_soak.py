@@ -30,7 +30,8 @@ def rig():
 def report(result: StreamResult) -> None:
     print(f"\nsoak: sent {result.sent}, node received {result.node_in}, published {result.published}, "
           f"dropped {result.dropped}, rejected {result.rejected}; latency p50/p99 start {result.latency_start.text()}, "
-          f"end {result.latency_end.text()}; RSS {result.rss_start_mb:.1f} -> {result.rss_end_mb:.1f} MB "
+          f"end {result.latency_end.text()}, waited {result.waited.text()}; model {result.inference_start_ms:.0f} -> "
+          f"{result.inference_end_ms:.0f} ms; RSS {result.rss_start_mb:.1f} -> {result.rss_end_mb:.1f} MB "
           f"(max {result.rss_max_mb:.1f}); {'; '.join(result.notes)}")
 
 
@@ -38,8 +39,8 @@ def assert_steady(result: StreamResult, rss_growth_mb: float) -> None:
     assert result.node_in == result.published + result.dropped + result.rejected, result
     assert result.rejected == 0 and result.max_backlog <= 2 and result.stamps_increasing, result
     assert result.published >= result.node_in // 4, "the node fell far behind a 10 Hz camera at input_size 70"
-    assert result.latency_end.p50_ms <= result.latency_start.p50_ms + 1000, "latency grew over the run"
-    assert result.latency.p99_ms <= (3 * result.frame_s + 1.0) * 1e3, result
+    assert result.latency.max_ms <= (2 * result.slowest_frame_s + 1.0) * 1e3, result
+    assert result.waited.max_ms <= 1e3 / RATE_HZ + 500, "a frame waited longer than one camera period: a queue"
     assert result.rss_end_mb - result.rss_start_mb <= rss_growth_mb, result
 
 
