@@ -46,19 +46,27 @@ class Rig:
         image = copy.deepcopy(image or self.image)
         image.header.stamp.sec = self.next_sec
         self.next_sec += 1
+        self.last_info = None
         if info is not False:
             info = copy.deepcopy(info or self.info)
             info.header.stamp = image.header.stamp
             self.info_pub.publish(info)
+            self.last_info = info
         self.image_pub.publish(image)
         return image
+
+    def _republish(self, sent: Image) -> None:
+        """Send the frame again (with its CameraInfo): the node's inputs are best effort, either can be lost."""
+        if self.last_info is not None:
+            self.info_pub.publish(self.last_info)
+        self.image_pub.publish(sent)
 
     def outputs(self, sent: Image, *collectors):
         """The messages with `sent`'s header on each collector; re-publishes now and then (best effort in)."""
         found = []
         for collector in collectors:
             found.append(collector.wait_for(lambda m: same_header(m, sent), TIMEOUT_S,
-                                            on_wait=_every(2.0, lambda: self.image_pub.publish(sent))))
+                                            on_wait=_every(2.0, lambda: self._republish(sent))))
         return found
 
     def set(self, **values):
