@@ -45,6 +45,8 @@ setup(
             "mcap-ros2-support",
             "colcon-common-extensions",
             "ros-ament-package",
+            # cross-checks our Hugging Face checkpoint loading against transformers' own model
+            "transformers",
         ],
     },
     zip_safe=True,
