@@ -1,0 +1,65 @@
+"""Depth validity masking and back-projection as torch ops, so they run where the depth already is (the GPU).
+
+The same arithmetic as `dav2_ros.geometry.colorize.depth_range_mask` and `dav2_ros.geometry.backproject`
+(numpy, float32): rays ``(u - cx) / fx`` and ``(v - cy) / fy`` computed in float64 and rounded to float32 once,
+then ``x = z * ray_x``, ``y = z * ray_y`` in float32, so both paths give the same bits. Kept here (torch only)
+rather than in `geometry` (numpy only) to respect the package layering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class PinholeRays:
+    """The intrinsics of the depth image (already scaled to its size), as plain floats: no geometry import."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+
+
+def rays(camera: PinholeRays, stride: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-column ``(u - cx) / fx`` (1, w) and per-row ``(v - cy) / fy`` (h, 1) float32 on `device`, for the pixels
+    ``0, s, 2s, ...`` a stride keeps (the same grid as ``depth[::s, ::s]``)."""
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    cols = np.arange(0, camera.width, stride)
+    rows = np.arange(0, camera.height, stride)
+    ray_x = ((cols - camera.cx) / camera.fx).astype(np.float32)[np.newaxis, :]
+    ray_y = ((rows - camera.cy) / camera.fy).astype(np.float32)[:, np.newaxis]
+    return torch.from_numpy(ray_x).to(device), torch.from_numpy(ray_y).to(device)
+
+
+def mask_depth_(depth: torch.Tensor, min_depth: float, max_depth: float) -> torch.Tensor:
+    """In place: NaN wherever depth is outside ``[min_depth, max_depth]`` or not finite. Returns `depth`."""
+    if not (np.isfinite(min_depth) and 0.0 <= min_depth < max_depth):
+        raise ValueError(f"need 0 <= min_depth < max_depth (min finite), got {min_depth}, {max_depth}")
+    invalid = ~((depth >= min_depth) & (depth <= max_depth))  # NaN compares False: it stays invalid
+    return depth.masked_fill_(invalid, float("nan"))
+
+
+def backproject_(depth: torch.Tensor, ray_x: torch.Tensor, ray_y: torch.Tensor, stride: int,
+                 out: torch.Tensor) -> torch.Tensor:
+    """Points of a (H, W) depth tensor written into `out` (h, w, C >= 3; x, y, z in its first three channels).
+
+    Args:
+        depth: (H, W) float32 meters along the optical axis, NaN where invalid.
+        ray_x, ray_y: from `rays` for this depth size and stride.
+        stride: keep every stride-th row and column, starting at 0.
+        out: (ceil(H/s), ceil(W/s), C) float32 on depth's device; channels beyond 3 are left untouched.
+    """
+    z = depth[::stride, ::stride]
+    if out.shape[:2] != z.shape or out.shape[2] < 3 or out.dtype != torch.float32:
+        raise ValueError(f"out must be float32 of shape {tuple(z.shape)} x (>= 3), got {out.dtype} {tuple(out.shape)}")
+    torch.mul(z, ray_x, out=out[..., 0])
+    torch.mul(z, ray_y, out=out[..., 1])
+    out[..., 2].copy_(z)
+    return out
