@@ -49,9 +49,12 @@ def assert_bounded_and_newest_first(result: StreamResult) -> None:
 
 
 def assert_frames_never_queue(result: StreamResult, rate_hz: float) -> None:
-    """With a steady camera, the frame the model takes next is at most one camera period old: each output's
-    latency exceeds the time since the previous output by no more than that (plus scheduling)."""
-    assert result.waited.max_ms <= 1e3 / rate_hz + 500, result
+    """With a steady camera the frame the model takes next is the newest, about one camera period old
+    (waited: its latency minus the time since the previous output); a queue, even of one frame, would make
+    it wait a whole model frame or more. The p50 is held to the camera period plus scheduling, the worst
+    case (one descheduled moment on a loaded machine) to less than the slowest frame."""
+    assert result.waited.p50_ms <= 1e3 / rate_hz + 200, result
+    assert result.waited.max_ms <= result.slowest_frame_s * 1e3 + 500, result
 
 
 def report(result: StreamResult) -> None:

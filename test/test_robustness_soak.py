@@ -40,7 +40,8 @@ def assert_steady(result: StreamResult, rss_growth_mb: float) -> None:
     assert result.rejected == 0 and result.max_backlog <= 2 and result.stamps_increasing, result
     assert result.published >= result.node_in // 4, "the node fell far behind a 10 Hz camera at input_size 70"
     assert result.latency.max_ms <= (2 * result.slowest_frame_s + 1.0) * 1e3, result
-    assert result.waited.max_ms <= 1e3 / RATE_HZ + 500, "a frame waited longer than one camera period: a queue"
+    assert result.waited.p50_ms <= 1e3 / RATE_HZ + 200, "frames waited longer than one camera period: a queue"
+    assert result.waited.max_ms <= result.slowest_frame_s * 1e3 + 500, result
     assert result.rss_end_mb - result.rss_start_mb <= rss_growth_mb, result
 
 
