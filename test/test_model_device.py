@@ -53,8 +53,8 @@ def test_explicit_precisions_on_cpu() -> None:
     assert resolve_precision("bf16", cpu) == "bf16"
     with pytest.raises(ValueError, match="'fp16' needs a CUDA device"):
         resolve_precision("fp16", cpu)
-    with pytest.raises(ValueError, match="precision 'int8' is not one of"):
-        resolve_precision("int8", cpu)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="precision 'int4' is not one of"):
+        resolve_precision("int4", cpu)  # type: ignore[arg-type]
     assert torch_dtype("bf16") is torch.bfloat16
 
 

@@ -88,3 +88,24 @@ def test_quantized_network_stays_close_to_the_official_output() -> None:
     error = float(np.abs(depth - ref).mean() / np.abs(ref).mean())
     assert error < INT8_MEAN_RELATIVE_TOLERANCE, error
     assert not np.array_equal(depth, exact)  # the int8 layers really ran
+
+
+def test_estimator_precision_int8_quantizes_the_backbone_only() -> None:
+    from dav2_ros.model.estimator import DepthEstimator
+
+    est = DepthEstimator.random(encoder="vits", device="cpu", precision="int8", preprocess="fast")
+    assert est.precision == "int8"
+    kinds = [type(m) for m in est.model.modules()]
+    assert kinds.count(Int8DynamicLinear) == 12 * len(BLOCK_LINEARS) and nn.Linear not in kinds
+    depth = est.infer(np.full((60, 80, 3), 100, dtype=np.uint8), input_size=70)
+    assert depth.shape == (60, 80) and depth.dtype == np.float32 and np.isfinite(depth).all()
+
+
+def test_precision_int8_is_cpu_only_and_never_automatic() -> None:
+    from dav2_ros.model.device import resolve_precision, torch_dtype
+
+    assert resolve_precision("int8", torch.device("cpu")) == "int8"
+    assert resolve_precision("auto", torch.device("cpu")) != "int8"  # it changes the output: opt-in only
+    assert torch_dtype("int8") is torch.float32  # activations between layers stay fp32
+    with pytest.raises(ValueError, match="int8' runs on the CPU only"):
+        resolve_precision("int8", torch.device("cuda"))

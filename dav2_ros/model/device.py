@@ -8,10 +8,13 @@ from typing import Literal
 
 import torch
 
-Precision = Literal["fp32", "fp16", "bf16"]
-PrecisionChoice = Literal["auto", "fp32", "fp16", "bf16"]
+Precision = Literal["fp32", "fp16", "bf16", "int8"]
+PrecisionChoice = Literal["auto", "fp32", "fp16", "bf16", "int8"]
 
-_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# "int8" (CPU only): the ViT's Linear layers run int8 GEMMs on fp32 activations quantized per call
+# (dav2_ros.model.quantize); everything else, and the tensors between layers, stay fp32.
+_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16,
+                                   "int8": torch.float32}
 # CPU features that give bf16 matrix products in hardware (oneDNN uses them); without them bf16 is emulated.
 _CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
@@ -64,7 +67,15 @@ def resolve_precision(precision: PrecisionChoice, device: torch.device) -> Preci
             return "fp16"
         return "bf16" if cpu_has_native_bf16() else "fp32"
     if precision not in _DTYPES:
-        raise ValueError(f"precision {precision!r} is not one of 'auto', 'fp32', 'fp16', 'bf16'")
+        raise ValueError(f"precision {precision!r} is not one of 'auto', 'fp32', 'fp16', 'bf16', 'int8'")
+    if precision == "int8":
+        from .quantize import int8_available
+
+        if device.type != "cpu":
+            raise ValueError(f"precision 'int8' runs on the CPU only (got {device}); use 'fp16' on CUDA")
+        if not int8_available():
+            raise ValueError(f"precision 'int8' needs torch's quantized CPU engine (fbgemm/qnnpack), absent from "
+                             f"torch {torch.__version__} here; use 'fp32'")
     if precision == "fp16" and device.type != "cuda":
         raise ValueError(f"precision 'fp16' needs a CUDA device (got {device}); use 'bf16' or 'fp32' on the CPU")
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
@@ -73,7 +84,7 @@ def resolve_precision(precision: PrecisionChoice, device: torch.device) -> Preci
 
 
 def torch_dtype(precision: Precision) -> torch.dtype:
-    """The torch dtype for a resolved precision name."""
+    """The torch dtype of the network's tensors for a resolved precision name (float32 for "int8")."""
     return _DTYPES[precision]
 
 
