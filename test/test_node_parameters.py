@@ -34,7 +34,7 @@ READ_ONLY = {"encoder", "model_type", "checkpoint", "weights_dir", "device", "pr
     ("encoder", "vitx", "one of vits, vitb, vitl"),
     ("model_type", "absolute", "one of metric, relative"),
     ("device", "gpu", "auto, cpu, cuda or cuda:N"),
-    ("precision", "int8", "one of auto, fp32, fp16, bf16"),
+    ("precision", "int4", "one of auto, fp32, fp16, bf16, int8"),
     ("qos.output_reliability", "sometimes", "reliable, best_effort"),
     ("cloud_stride", 0, "[1, 16]"),
     ("max_depth", float("nan"), "finite"),
