@@ -194,7 +194,8 @@ def print_row(r: dict[str, Any]) -> None:
           flush=True)
 
 
-TABLE_HEADER = ("| encoder | frame | input | mode | e2e median ms | e2e p90 ms | decode ms | preprocess ms | inference ms"
+TABLE_HEADER = ("| encoder | frame | input | mode | e2e median ms | e2e p90 ms | decode ms | preprocess ms"
+                " | inference ms"
                 " | postprocess ms | cloud ms | publish ms | non-model share | speed-up vs transformers"
                 " | % of HW limit | CPU ms | runs |\n|" + "---|" * 17)
 

@@ -132,7 +132,8 @@ def main() -> int:
     args = parser.parse_args()
 
     rows = []
-    print("| encoder | frame | input_size | network input | linear GFLOP | attention GFLOP | conv GFLOP | total GFLOP |")
+    print("| encoder | frame | input_size | network input | linear GFLOP | attention GFLOP | conv GFLOP "
+          "| total GFLOP |")
     print("|---|---|---|---|---|---|---|---|")
     for encoder in ("vits", "vitb"):
         for frame in ((480, 640), (720, 1280)):

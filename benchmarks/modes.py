@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,7 +19,6 @@ import torch
 
 from dav2_ros.model.config import ENCODERS
 from dav2_ros.model.estimator import DepthEstimator
-from dav2_ros.model.quantize import quantize_backbone
 
 Mode = Literal["exact-fp32", "fast-fp32", "fast-bf16", "fast-int8", "transformers-fp32"]
 MODES: tuple[str, ...] = ("exact-fp32", "fast-fp32", "fast-bf16", "fast-int8", "transformers-fp32")
@@ -41,15 +39,8 @@ def build_estimator(mode: str, encoder: str, max_depth: float = 20.0, seed: int 
                                           precision="fp32", preprocess="exact", seed=seed)
         return TransformersEstimator(reference.model, encoder, max_depth)
     preprocess, precision = ESTIMATOR_MODES[mode]
-    quantize = precision == "int8"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # bf16 on a CPU without native bf16 warns once; the table says it anyway
-        estimator = DepthEstimator.random(encoder=encoder, model_type="metric", max_depth=max_depth, device="cpu",
-                                          precision="fp32" if quantize else precision, preprocess=preprocess,
-                                          seed=seed)
-    if quantize:
-        quantize_backbone(estimator.model)
-    return estimator
+    return DepthEstimator.random(encoder=encoder, model_type="metric", max_depth=max_depth, device="cpu",
+                                 precision=precision, preprocess=preprocess, seed=seed)
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,9 @@ class Int8DynamicLinear(nn.Module):
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
         if not int8_available():
+            engines = torch.backends.quantized.supported_engines
             raise RuntimeError(f"precision 'int8' needs torch's quantized CPU engine (fbgemm/qnnpack), which torch "
-                               f"{torch.__version__} lacks here (engines: {torch.backends.quantized.supported_engines})")
+                               f"{torch.__version__} lacks here (engines: {engines})")
         self.in_features = linear.in_features
         self.out_features = linear.out_features
         weight = linear.weight.detach().float().cpu()
@@ -96,4 +97,7 @@ def quantize_linears(model: nn.Module, select: Callable[[str, nn.Linear], bool] 
 def quantize_backbone(model: nn.Module) -> list[str]:
     """Int8 for the ViT blocks' qkv, proj, fc1 and fc2 of a `DepthAnythingV2` (the patch embedding, the head's
     convolutions and everything outside the blocks stay fp32). Returns the replaced layers' names."""
-    return quantize_linears(model, lambda name, _: ".blocks." in f".{name}" and name.rsplit(".", 1)[-1] in BLOCK_LINEARS)
+    def in_block(name: str, _: nn.Linear) -> bool:
+        return ".blocks." in f".{name}" and name.rsplit(".", 1)[-1] in BLOCK_LINEARS
+
+    return quantize_linears(model, in_block)
