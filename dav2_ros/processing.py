@@ -141,12 +141,31 @@ def cloud_colors(image: np.ndarray, color_order: ColorOrder, stride: int = 1) ->
 
 
 class FrameProcessor:
-    """Runs one estimator with fixed ``ProcessingSettings`` on successive frames (one thread at a time)."""
+    """Runs one estimator with fixed ``ProcessingSettings`` on successive frames (one thread at a time).
 
-    def __init__(self, estimator: Estimator, settings: ProcessingSettings) -> None:
+    Args:
+        estimator: a ``DepthEstimator`` (or anything with its ``infer``/``last_timings``/``config``).
+        settings: the per-frame options.
+        on_device: run the metric path (preprocess, network, upsample, validity mask, back-projection) on
+            the estimator's device with one upload and one download into reused buffers
+            (``dav2_ros.model.device_frame``). None (default): on CUDA only. Relative models always take
+            the numpy path. With it, ``FrameResult.depth``/``xyz`` are views of buffers that the next
+            ``process`` call overwrites: use (or copy) them before that, as the node and the offline tool do.
+    """
+
+    def __init__(self, estimator: Estimator, settings: ProcessingSettings, on_device: bool | None = None) -> None:
         self.estimator = estimator
         self.settings = settings
         self.is_metric_model = estimator.config.model_type == "metric"
+        device = getattr(estimator, "device", None)
+        if on_device is None:
+            on_device = getattr(device, "type", "cpu") == "cuda"
+        self._device_path = None
+        if on_device and self.is_metric_model:
+            from dav2_ros.model.device_frame import DeviceFramePipeline  # torch only on this path
+
+            max_depth = settings.max_valid_depth or float(estimator.config.max_depth)
+            self._device_path = DeviceFramePipeline(estimator, min_depth=settings.min_depth, max_depth=max_depth)
 
     @property
     def publishes_metric_depth(self) -> bool:
@@ -186,18 +205,21 @@ class FrameProcessor:
             )
         depth_intrinsics = intrinsics.scaled_to(width, height) if intrinsics is not None else None
 
-        output = self.estimator.infer(image, input_size=settings.input_size, color_order=color_order)
-        timings = {key: float(value) for key, value in self.estimator.last_timings.items()}
+        if self._device_path is not None:
+            depth, relative, xyz, timings = self._on_device(image, color_order, depth_intrinsics)
+        else:
+            output = self.estimator.infer(image, input_size=settings.input_size, color_order=color_order)
+            timings = {key: float(value) for key, value in self.estimator.last_timings.items()}
 
-        stage = time.perf_counter()
-        depth, relative = self._depth_from(output)
-        timings["depth"] = time.perf_counter() - stage
+            stage = time.perf_counter()
+            depth, relative = self._depth_from(output)
+            timings["depth"] = time.perf_counter() - stage
 
-        xyz = None
-        stage = time.perf_counter()
-        if settings.publish_cloud and depth is not None and depth_intrinsics is not None:
-            xyz = backproject(depth, depth_intrinsics, settings.cloud_stride)
-        timings["cloud"] = time.perf_counter() - stage
+            xyz = None
+            stage = time.perf_counter()
+            if settings.publish_cloud and depth is not None and depth_intrinsics is not None:
+                xyz = backproject(depth, depth_intrinsics, settings.cloud_stride)
+            timings["cloud"] = time.perf_counter() - stage
 
         colored = None
         stage = time.perf_counter()
@@ -206,6 +228,22 @@ class FrameProcessor:
         timings["colorize"] = time.perf_counter() - stage
         timings["total"] = time.perf_counter() - start
         return FrameResult(depth, relative, depth_intrinsics, xyz, colored, timings)
+
+    def _on_device(self, image: np.ndarray, color_order: ColorOrder, depth_intrinsics: Intrinsics | None
+                   ) -> tuple[np.ndarray, None, np.ndarray | None, dict[str, float]]:
+        """The metric frame on the estimator's device. Timings: "preprocess" = the upload, "inference" = all
+        device work (preprocessing, network, upsampling, mask, back-projection), "postprocess" = the download."""
+        from dav2_ros.model.device_geometry import PinholeRays
+
+        settings = self.settings
+        camera = None
+        if settings.publish_cloud and depth_intrinsics is not None:
+            i = depth_intrinsics
+            camera = PinholeRays(i.fx, i.fy, i.cx, i.cy, i.width, i.height)
+        frame = self._device_path.run(image, settings.input_size, color_order, camera, settings.cloud_stride)
+        timings = {"preprocess": frame.timings["upload"], "inference": frame.timings["device"],
+                   "postprocess": frame.timings["download"], "depth": 0.0, "cloud": 0.0}
+        return frame.depth, None, frame.xyz, timings
 
     def _depth_from(self, output: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(metric depth with NaN outside the validity range, relative inverse depth) from the network output."""

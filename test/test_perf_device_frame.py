@@ -142,3 +142,30 @@ def test_cuda_frame_memory_is_flat_over_frames(frame: np.ndarray) -> None:
         pipeline.run(frame, INPUT_SIZE, "bgr", camera)
     torch.cuda.synchronize()
     assert torch.cuda.memory_allocated() <= before
+
+
+def test_frame_processor_on_device_equals_its_numpy_path(frame: np.ndarray, estimator: DepthEstimator) -> None:
+    height, width = frame.shape[:2]
+    intr, _ = camera_pair(width, height)
+    settings = ProcessingSettings(input_size=INPUT_SIZE, min_depth=0.5, max_valid_depth=12.0, cloud_stride=3)
+    numpy_path = FrameProcessor(estimator, settings)
+    device_path = FrameProcessor(estimator, settings, on_device=True)
+    assert numpy_path._device_path is None  # the CPU default stays the numpy path
+    assert device_path._device_path is not None
+    expected = numpy_path.process(frame, "bgr", intr)
+    got = device_path.process(frame, "bgr", intr, colorize=True)
+    np.testing.assert_allclose(got.depth, expected.depth, rtol=1e-5, atol=1e-5, equal_nan=True)
+    np.testing.assert_allclose(got.xyz, expected.xyz, rtol=1e-5, atol=1e-5, equal_nan=True)
+    assert got.relative is None and got.depth_intrinsics == expected.depth_intrinsics
+    assert got.colored is not None and got.colored.shape == (height, width, 3)
+    assert {"preprocess", "inference", "postprocess", "depth", "cloud", "total"} <= set(got.timings)
+    without_intrinsics = device_path.process(frame, "bgr", None)
+    assert without_intrinsics.xyz is None and without_intrinsics.depth_intrinsics is None
+
+
+def test_frame_processor_keeps_relative_models_on_the_numpy_path(frame: np.ndarray) -> None:
+    relative = DepthEstimator.random(encoder="vits", model_type="relative", device="cpu", precision="fp32",
+                                     preprocess="fast")
+    processor = FrameProcessor(relative, ProcessingSettings(input_size=INPUT_SIZE), on_device=True)
+    assert processor._device_path is None
+    assert processor.process(frame, "bgr").relative is not None
