@@ -47,7 +47,7 @@ OUTPUT_TIMEOUT_S = 90.0
 DIAGNOSTICS_TIMEOUT_S = 30.0
 # Inputs go best effort into the node (sensor-data QoS): a frame may be lost in transport, so waits re-send.
 RESEND_AFTER_S = 3.0
-_DEPTH_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.RELIABLE)
+_OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.RELIABLE)
 
 
 # ----------------------------------------------------------------------------------------- stamps
@@ -319,7 +319,7 @@ class NodeRig:
     def _record(self, msg_type: type, topic: str) -> Recorder:
         assert self.client is not None
         recorder = Recorder(f"{self.namespace}/{topic}", self._keep)
-        self.client.node.create_subscription(msg_type, recorder.topic, recorder, _DEPTH_QOS)
+        self.client.node.create_subscription(msg_type, recorder.topic, recorder, _OUTPUT_QOS)
         return recorder
 
     def stop_node(self, sig: int = signal.SIGINT, timeout: float = 60.0) -> int:
@@ -614,14 +614,21 @@ class Streamer:
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
 
+    @property
+    def running(self) -> bool:
+        """True until `count` frames went out or `stop` was called."""
+        return self._thread.is_alive()
 
-def _settle(rig: NodeRig, base: Diag, timeout: float = OUTPUT_TIMEOUT_S) -> Diag:
+
+def _settle(rig: NodeRig, base: Diag, sent: list[tuple[int, int]], timeout: float = OUTPUT_TIMEOUT_S) -> Diag:
     """Once the publisher stopped: the first status with nothing in flight (the node drained what it
-    received), after which every depth image the node counted has reached the client."""
+    received), after which every depth image the node counted for `sent` has reached the client."""
     final = rig.wait_diag(lambda d: d.backlog == 0 and d.frames_in > base.frames_in,
                           "all received frames accounted for", time.time() + 0.2, timeout)
     published = final.count("frames_out") - base.count("frames_out")
-    wait_until(lambda: len(rig.depth.arrivals) >= published, timeout, f"{published} depth images at the client")
+    keys = set(sent)
+    wait_until(lambda: sum(a.stamp in keys for a in rig.depth.arrivals) >= published, timeout,
+               f"{published} depth images at the client")
     return final
 
 
@@ -707,7 +714,7 @@ def run_stream(rig: NodeRig, camera: Camera, rate_hz: float, duration_s: float,
             time.sleep(min(1.0, max(0.0, stop_at - time.monotonic())))
         streamer.stop()
         last_publish = time.time()
-        final = _settle(rig, base)
+        final = _settle(rig, base, streamer.sent)
         t_end = time.monotonic()
     # RSS "start": a fifth into the run, once the model has run a few frames (allocator warm-up)
     result = _result(scenario, rig, camera, streamer.sent, base, final, rig.depth.arrivals, rss,
@@ -729,7 +736,7 @@ def run_burst(rig: NodeRig, camera: Camera, count: int = 200) -> StreamResult:
             sent.append(stamp_key(msg.header.stamp))
         last_publish = time.time()
         publish_s = time.monotonic() - started
-        final = _settle(rig, base)
+        final = _settle(rig, base, sent)
         t_end = time.monotonic()
     result = _result("burst", rig, camera, sent, base, final, rig.depth.arrivals, rss, started, t_end, started,
                      last_publish)
@@ -745,11 +752,11 @@ def run_soak(rig: NodeRig, camera: Camera, frames: int, rate_hz: float) -> Strea
     with RssSampler(rig.pid, period_s=1.0) as rss:
         started = time.monotonic()
         streamer = Streamer(rig, camera, rate_hz, count=frames).start()
-        while streamer._thread.is_alive():  # noqa: SLF001 -- our own helper
+        while streamer.running:
             rig.publish(camera.camera_info(time.time()))
             streamer.join(10.0 / rate_hz)
         last_publish = time.time()
-        final = _settle(rig, base)
+        final = _settle(rig, base, streamer.sent)
         t_end = time.monotonic()
         warm = streamer.sent_at[len(streamer.sent_at) // 10] if streamer.sent_at else started
     result = _result("soak", rig, camera, streamer.sent, base, final, rig.depth.arrivals, rss, warm, t_end,
