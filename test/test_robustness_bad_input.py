@@ -38,6 +38,7 @@ pytestmark = pytest.mark.ros
 
 INFO_SETTLE_S = 0.4  # CameraInfo and Image travel on separate topics: let the CameraInfo land first
 ROWS: list[dict[str, Any]] = []
+ORDERING_RETRIES: list[str] = []  # frames that overtook their CameraInfo (reported with the table)
 
 
 @pytest.fixture(scope="module")
@@ -256,6 +257,14 @@ def _send_bad(rig: NodeRig, camera: Camera, case: Case) -> tuple[Any, Diag, Diag
     send()
     _LAST_LOGGED[case.throttle_key or ""] = time.monotonic()
     after = rig.wait_idle(sent_at, base.frames_in + 1, resend=send)
+    if case.expect.startswith("cloud_skipped.") and not counter_delta(base, after).get(case.expect):
+        # The image overtook its CameraInfo (separate topics; the node may be descheduled for longer than
+        # INFO_SETTLE_S on a loaded machine) and met the previous, good one. The bad one is the latest
+        # now, so the next frame must meet it.
+        ORDERING_RETRIES.append(case.kind)
+        base, frame, sent_at = after, camera.image(time.time()), time.time()
+        rig.publish(frame)
+        after = rig.wait_idle(sent_at, base.frames_in + 1, resend=lambda: rig.publish(frame))
     return frame, base, after
 
 
@@ -266,7 +275,17 @@ def _send_good(rig: NodeRig, camera: Camera, restore_info: bool) -> tuple[bool, 
         time.sleep(INFO_SETTLE_S)
     good = camera.jpeg(time.time()) if rig.transport == "compressed" else camera.image(time.time())
     rig.publish(good)
-    depth, info, cloud = rig.wait_outputs(good)
+    rig.wait_outputs(good, cloud=False)
+    try:  # depth/camera_info and points follow depth/image at once, unless the frame met a bad CameraInfo
+        depth, info, cloud = rig.wait_outputs(good, timeout=5.0)
+    except AssertionError:
+        if not restore_info:
+            raise
+        # The frame overtook the good CameraInfo on its way in (see _send_bad): the next one must be right.
+        ORDERING_RETRIES.append("good frame after a CameraInfo case")
+        good = camera.image(time.time())
+        rig.publish(good)
+        depth, info, cloud = rig.wait_outputs(good)
     try:
         camera.check_outputs(good, depth, info, cloud)
     except AssertionError as error:
@@ -469,6 +488,9 @@ def test_table_of_outcomes_and_clean_node_logs(rigs):
     for row in ROWS:
         lines.append(f"| {row['kind']} | {row['message'].replace('|', '/')} | {row['counter']} | {row['published']} | "
                      f"{'yes' if row['next_good_frame_ok'] else 'NO'} |")
+    if ORDERING_RETRIES:
+        lines.append(f"\n(sent a second frame {len(ORDERING_RETRIES)} time(s) because an image overtook its CameraInfo "
+                     f"on the way in: {', '.join(ORDERING_RETRIES)})")
     table = "\n".join(lines)
     print("\n" + table)
     out = os.environ.get("DAV2_ROBUSTNESS_OUT")

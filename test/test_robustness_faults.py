@@ -50,11 +50,10 @@ def test_camera_info_arriving_after_the_first_images(rig, camera):
     assert len(said) == 1, "the missing CameraInfo must be said exactly once"
 
     rig.publish(camera.camera_info(time.time()))
-    time.sleep(0.4)
+    rig.wait_for_log(r"first CameraInfo on /dav2_robust_faults/camera_info: 160x120")  # it has landed
     frame = camera.image(time.time())
     rig.publish(frame)
     camera.check_outputs(frame, *rig.wait_outputs(frame))
-    rig.wait_for_log(r"first CameraInfo on /dav2_robust_faults/camera_info: 160x120")
 
 
 def test_camera_info_stopping_keeps_the_last_one(rig, camera):
