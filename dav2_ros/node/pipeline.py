@@ -5,6 +5,7 @@ ones only when allowed, loudly) and the per-frame `ProcessingSettings`; failures
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,11 @@ if TYPE_CHECKING:
 
 # Warm-up image size: a 4:3 frame whose shorter side is the input size.
 _WARMUP_ASPECT = 4 / 3
+# OpenMP threads spin at every barrier by default; on a robot computer that shares its cores with drivers and
+# other nodes, a spinning thread waits out whole scheduler slices for a descheduled partner. Measured on 2 cores
+# with other work running (benchmarks/bench_threads.py, docs/performance.md): 2 threads, passive ~1.6x faster
+# than 2 threads, active. A user-set OMP_WAIT_POLICY wins.
+OMP_WAIT_POLICY = "PASSIVE"
 
 
 class StartupError(RuntimeError):
@@ -34,6 +40,7 @@ def build_estimator(settings: NodeSettings, logger: Any) -> tuple[DepthEstimator
     """
     # torch is imported only once the weights are known to exist: a missing file is reported in a
     # second, not after the seconds torch takes to load.
+    prepare_cpu_runtime()
     common = dict(encoder=settings.encoder, model_type=settings.model_type, max_depth=settings.max_depth,
                   device=settings.device, precision=settings.precision, preprocess=settings.preprocess)
     try:
@@ -98,6 +105,15 @@ def processing_settings(settings: NodeSettings) -> ProcessingSettings:
         relative_scale=settings.relative_scale if settings.relative_scale > 0.0 else None,
         relative_shift=settings.relative_shift,
     )
+
+
+def prepare_cpu_runtime() -> bool:
+    """Before torch (and its OpenMP runtime) loads: let idle OpenMP threads sleep rather than spin, unless the
+    user set OMP_WAIT_POLICY. Returns whether the setting can still take effect (False once torch is loaded)."""
+    if "torch" in sys.modules:
+        return False
+    os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
+    return True
 
 
 def apply_num_threads(num_threads: int) -> None:
