@@ -29,11 +29,11 @@ import modes  # noqa: E402
 CASE_DIRS = [ROOT / "test" / "fixtures" / "parity", ROOT.parent / "shared" / "reference" / "cases"]
 
 
-def cases() -> list[pathlib.Path]:
-    """Every fixture once (bundled first, then the shared ones not bundled)."""
+def cases(pattern: str = "*") -> list[pathlib.Path]:
+    """Every fixture matching `pattern` once (bundled first, then the shared ones not bundled)."""
     seen, out = set(), []
     for folder in CASE_DIRS:
-        for path in sorted(folder.glob("*.npz")):
+        for path in sorted(folder.glob(f"{pattern}.npz")):
             if path.name not in seen:
                 seen.add(path.name)
                 out.append(path)
@@ -52,6 +52,7 @@ def main() -> int:
     default_modes = [m for m in modes.MODES if m != "fast-bf16"]
     parser.add_argument("--modes", nargs="+", default=default_modes, choices=list(modes.MODES))
     parser.add_argument("--bf16", action="store_true", help="add fast-bf16 (slow without native bf16)")
+    parser.add_argument("--cases", default="*", help="glob of fixture names, e.g. 'tum_vits_308'")
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "benchmarks" / "results" / "accuracy_modes.json")
     args = parser.parse_args()
     run_modes = list(args.modes) + (["fast-bf16"] if args.bf16 and "fast-bf16" not in args.modes else [])
@@ -62,7 +63,7 @@ def main() -> int:
     built: dict[tuple, object] = {}
     print("| case | mode | vs official: mean rel | max abs | max/max ref | vs exact-fp32: mean rel | max abs |\n|"
           + "---|" * 7)
-    for path in cases():
+    for path in cases(args.cases):
         with np.load(path) as z:
             image, ref = z["image_bgr"], z["depth"].astype(np.float64)
             encoder, input_size, max_depth = str(z["encoder"]), int(z["input_size"]), float(z["max_depth"])

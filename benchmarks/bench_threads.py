@@ -61,11 +61,12 @@ def main() -> int:
     parser.add_argument("--input-size", type=int, default=518)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--frames", type=int, default=3, help="timed frames per subprocess")
+    parser.add_argument("--threads", type=int, nargs="+", default=None, help="thread counts (default: 1 and cores)")
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "benchmarks" / "results" / "bench_threads.json")
     args = parser.parse_args()
 
     cores = os.cpu_count() or 1
-    settings = [(t, p) for t in sorted({1, cores}) for p in ("active", "passive")]
+    settings = [(t, p) for t in sorted(set(args.threads or {1, cores})) for p in ("active", "passive")]
     results: dict[str, dict[str, list[float]]] = {f"{t}/{p}": {"times": [], "cpu": []} for t, p in settings}
     load = [os.getloadavg()[0]]
     for _ in range(args.rounds):
