@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input-size", type=int, default=518, help="model input resolution (default: 518)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument(
-        "--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto", help="(default: auto)"
+        "--precision", choices=("auto", "fp32", "fp16", "bf16", "int8"), default="auto", help="(default: auto)"
     )
     parser.add_argument(
         "--preprocess",

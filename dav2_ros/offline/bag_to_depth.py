@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--weights-dir", help="folder of the official checkpoints")
     model.add_argument("--input-size", type=int, help="model input resolution, a multiple of 14 (e.g. 518)")
     model.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    model.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"))
+    model.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16", "int8"))
     model.add_argument("--preprocess", choices=("auto", "exact", "fast"))
     model.add_argument("--allow-random-weights", action="store_true", default=None,
                        help="run on random weights when no checkpoint is found (tests and demos: meaningless depth)")
