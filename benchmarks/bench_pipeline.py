@@ -25,7 +25,6 @@ import array
 import json
 import os
 import pathlib
-import platform
 import statistics
 import sys
 import time
@@ -44,6 +43,7 @@ from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 import flops  # noqa: E402
+from bench_model import cpu_name  # noqa: E402  (one definition for both benchmarks)
 import modes  # noqa: E402
 from dav2_ros.conversions.compressed_codec import compressed_msg_to_array  # noqa: E402
 from dav2_ros.conversions.image_codec import depth_to_image_fields, image_msg_to_array  # noqa: E402
@@ -55,18 +55,6 @@ from dav2_ros.processing import FrameProcessor, ProcessingSettings  # noqa: E402
 FRAME_SOURCE = ROOT / "test" / "fixtures" / "parity" / "tum_metric20_vits_518.npz"  # a real 640x480 TUM frame
 FRAMES = {"640x480": (480, 640), "1280x720": (720, 1280)}
 STAGES = ("decode", "preprocess", "inference", "postprocess", "cloud", "publish", "end_to_end")
-
-
-def cpu_name() -> str:
-    """The CPU model name from /proc/cpuinfo."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def make_frame(height: int, width: int) -> tuple[np.ndarray, Intrinsics]:
