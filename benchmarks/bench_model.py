@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from dav2_ros.model.device import cpu_has_native_bf16  # noqa: E402
 from dav2_ros.model.estimator import DepthEstimator  # noqa: E402
+from modes import official_to_hf  # noqa: E402  (shared with bench_pipeline)
 
 FRAME = ROOT / "test" / "fixtures" / "parity" / "tum_metric20_vits_518.npz"  # a 640x480 TUM RGB-D frame
 CASE_DIRS = [ROOT / "test" / "fixtures" / "parity", ROOT.parent / "shared" / "reference" / "cases"]
@@ -138,20 +139,6 @@ def transformers_model(model: torch.nn.Module) -> tuple[torch.nn.Module, str, st
     hf = transformers.DepthAnythingForDepthEstimation(config).eval()
     hf.load_state_dict(official_to_hf(model.state_dict(), list(hf.state_dict())), strict=True)
     return hf, transformers.__version__, str(getattr(hf.backbone.config, "_attn_implementation", "default"))
-
-
-def official_to_hf(official: dict[str, torch.Tensor], hf_keys: list[str]) -> dict[str, torch.Tensor]:
-    """Official weights under transformers' names: the package's converter run backwards by probing it with
-    one numbered scalar per HF key (q/k/v come back as the three rows of a merged qkv)."""
-    from dav2_ros.model.hf_layout import hf_to_official
-
-    probe = {key: torch.tensor([float(i)]) for i, key in enumerate(hf_keys)}
-    values = {}
-    for official_key, numbers in hf_to_official(probe).items():
-        parts = official[official_key].chunk(len(numbers), dim=0) if len(numbers) > 1 else [official[official_key]]
-        for part, number in zip(parts, numbers.tolist()):
-            values[hf_keys[int(number)]] = part.clone()
-    return values
 
 
 def accuracy() -> list[dict]:
