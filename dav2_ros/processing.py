@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import InitVar, dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, Union
 
 import numpy as np
 
@@ -46,6 +47,9 @@ class Estimator(Protocol):
     last_timings: dict[str, float]
 
     def infer(self, image: np.ndarray, input_size: int = 518, color_order: ColorOrder = "rgb") -> np.ndarray: ...
+
+    def infer_batch(self, images: Sequence[np.ndarray], input_size: int = 518,
+                    color_order: ColorOrder = "rgb") -> list[np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -119,8 +123,9 @@ class FrameResult:
             and what depth/camera_info carries).
         xyz: ``ceil(H/s) x ceil(W/s) x 3`` float32 points, NaN where depth is NaN.
         colored: HxWx3 uint8 BGR preview.
-        timings: seconds per stage: preprocess, inference, postprocess (the estimator's), depth
-            (validity mask / conversion), cloud, colorize, total.
+        timings: seconds per stage: preprocess, inference, postprocess (the estimator's, for the whole
+            batch the frame was in), depth (validity mask / conversion), cloud, colorize, total; and
+            batch_size, the number of frames that went through the network with this one.
     """
 
     depth: np.ndarray | None
@@ -129,6 +134,20 @@ class FrameResult:
     xyz: np.ndarray | None
     colored: np.ndarray | None
     timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FrameRequest:
+    """One frame for ``FrameProcessor.process_batch``: the arguments of ``process``."""
+
+    image: np.ndarray
+    color_order: ColorOrder
+    intrinsics: Intrinsics | None = None
+    colorize: bool | None = None
+
+
+#: What ``process_batch`` gives per frame: its result, or why it was refused (``InputRejected``/``IntrinsicsError``).
+FrameOutcome = Union[FrameResult, Exception]
 
 
 def cloud_colors(image: np.ndarray, color_order: ColorOrder, stride: int = 1) -> np.ndarray:
@@ -151,9 +170,12 @@ class FrameProcessor:
             (``dav2_ros.model.device_frame``). None (default): on CUDA only. Relative models always take
             the numpy path. With it, ``FrameResult.depth``/``xyz`` are views of buffers that the next
             ``process`` call overwrites: use (or copy) them before that, as the node and the offline tool do.
+        cuda_graphs: on the device path, replay the frame's device work as a CUDA graph (CUDA only).
+        max_geometries: frame geometries whose device buffers are kept at once (the number of cameras).
     """
 
-    def __init__(self, estimator: Estimator, settings: ProcessingSettings, on_device: bool | None = None) -> None:
+    def __init__(self, estimator: Estimator, settings: ProcessingSettings, on_device: bool | None = None,
+                 cuda_graphs: bool = False, max_geometries: int = 1) -> None:
         self.estimator = estimator
         self.settings = settings
         self.is_metric_model = estimator.config.model_type == "metric"
@@ -165,7 +187,8 @@ class FrameProcessor:
             from dav2_ros.model.device_frame import DeviceFramePipeline  # torch only on this path
 
             max_depth = settings.max_valid_depth or float(estimator.config.max_depth)
-            self._device_path = DeviceFramePipeline(estimator, min_depth=settings.min_depth, max_depth=max_depth)
+            self._device_path = DeviceFramePipeline(estimator, min_depth=settings.min_depth, max_depth=max_depth,
+                                                    cuda_graphs=cuda_graphs, max_geometries=max_geometries)
 
     @property
     def publishes_metric_depth(self) -> bool:
@@ -194,23 +217,71 @@ class FrameProcessor:
             IntrinsicsError: the intrinsics cannot be scaled to the image (``aspect_mismatch``).
             Both are raised before inference, so a refused frame costs nothing.
         """
+        outcome = self.process_batch([FrameRequest(image, color_order, intrinsics, colorize)])[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def process_batch(self, requests: Sequence[FrameRequest]) -> list[FrameOutcome]:
+        """``process`` for several frames (several cameras): frames of one size and color order go through the
+        network as one batch. A refused frame gives its exception in its place and does not stop the others.
+
+        Every frame's timings are those of its batch (what the frame waited for), plus ``batch_size``. Results of
+        the device path are views of buffers that the next call overwrites, as with ``process``.
+        """
         start = time.perf_counter()
-        settings = self.settings
-        height, width = image.shape[:2]
+        outcomes: list[FrameOutcome | None] = [None] * len(requests)
+        groups: dict[tuple, list[int]] = {}
+        scaled: dict[int, Intrinsics | None] = {}
+        for i, request in enumerate(requests):
+            try:
+                scaled[i] = self._check(request)
+            except (InputRejected, ValueError) as error:  # IntrinsicsError is a ValueError
+                outcomes[i] = error
+                continue
+            groups.setdefault((request.image.shape[:2], request.color_order), []).append(i)
+        for (_, color_order), indices in groups.items():
+            group = [requests[i] for i in indices]
+            intrinsics = [scaled[i] for i in indices]
+            if self._device_path is not None:
+                results = self._on_device(group, color_order, intrinsics)
+            else:
+                results = self._on_host(group, color_order, intrinsics)
+            for i, result in zip(indices, results):
+                outcomes[i] = result
+        for request, outcome in zip(requests, outcomes):
+            if isinstance(outcome, FrameResult):
+                stage = time.perf_counter()
+                if self.settings.colorize if request.colorize is None else request.colorize:
+                    outcome.colored = self._colorize(outcome.depth, outcome.relative)
+                outcome.timings["colorize"] = time.perf_counter() - stage
+                outcome.timings["total"] = time.perf_counter() - start
+        return outcomes  # type: ignore[return-value]
+
+    def _check(self, request: FrameRequest) -> Intrinsics | None:
+        """Refuse what the model cannot take before any inference; the intrinsics at the image's size."""
+        height, width = request.image.shape[:2]
         if max(height, width) > MAX_ASPECT_RATIO * min(height, width):
             raise InputRejected(
                 "bad_aspect",
                 f"image is {width}x{height}, more elongated than {MAX_ASPECT_RATIO:g}:1; the model's cost grows "
                 "with the aspect ratio, so such images are refused",
             )
-        depth_intrinsics = intrinsics.scaled_to(width, height) if intrinsics is not None else None
+        return request.intrinsics.scaled_to(width, height) if request.intrinsics is not None else None
 
-        if self._device_path is not None:
-            depth, relative, xyz, timings = self._on_device(image, color_order, depth_intrinsics)
+    def _on_host(self, requests: list[FrameRequest], color_order: ColorOrder,
+                 intrinsics: list[Intrinsics | None]) -> list[FrameResult]:
+        """Same-size frames: the estimator on the batch, then masking and back-projection with numpy per frame."""
+        settings = self.settings
+        images = [request.image for request in requests]
+        if len(images) == 1:
+            outputs = [self.estimator.infer(images[0], input_size=settings.input_size, color_order=color_order)]
         else:
-            output = self.estimator.infer(image, input_size=settings.input_size, color_order=color_order)
-            timings = {key: float(value) for key, value in self.estimator.last_timings.items()}
-
+            outputs = self.estimator.infer_batch(images, input_size=settings.input_size, color_order=color_order)
+        batch_timings = {key: float(value) for key, value in self.estimator.last_timings.items()}
+        results = []
+        for output, depth_intrinsics in zip(outputs, intrinsics):
+            timings = dict(batch_timings, batch_size=float(len(images)))
             stage = time.perf_counter()
             depth, relative = self._depth_from(output)
             timings["depth"] = time.perf_counter() - stage
@@ -220,30 +291,31 @@ class FrameProcessor:
             if settings.publish_cloud and depth is not None and depth_intrinsics is not None:
                 xyz = backproject(depth, depth_intrinsics, settings.cloud_stride)
             timings["cloud"] = time.perf_counter() - stage
+            results.append(FrameResult(depth, relative, depth_intrinsics, xyz, None, timings))
+        return results
 
-        colored = None
-        stage = time.perf_counter()
-        if settings.colorize if colorize is None else colorize:
-            colored = self._colorize(depth, relative)
-        timings["colorize"] = time.perf_counter() - stage
-        timings["total"] = time.perf_counter() - start
-        return FrameResult(depth, relative, depth_intrinsics, xyz, colored, timings)
-
-    def _on_device(self, image: np.ndarray, color_order: ColorOrder, depth_intrinsics: Intrinsics | None
-                   ) -> tuple[np.ndarray, None, np.ndarray | None, dict[str, float]]:
-        """The metric frame on the estimator's device. Timings: "preprocess" = the upload, "inference" = all
-        device work (preprocessing, network, upsampling, mask, back-projection), "postprocess" = the download."""
+    def _on_device(self, requests: list[FrameRequest], color_order: ColorOrder,
+                   intrinsics: list[Intrinsics | None]) -> list[FrameResult]:
+        """Same-size metric frames on the estimator's device, as one batch. Timings: "preprocess" = the upload,
+        "inference" = all device work (preprocessing, network, upsampling, mask, back-projection), "postprocess" =
+        the download."""
         from dav2_ros.model.device_geometry import PinholeRays
 
         settings = self.settings
-        camera = None
-        if settings.publish_cloud and depth_intrinsics is not None:
-            i = depth_intrinsics
-            camera = PinholeRays(i.fx, i.fy, i.cx, i.cy, i.width, i.height)
-        frame = self._device_path.run(image, settings.input_size, color_order, camera, settings.cloud_stride)
-        timings = {"preprocess": frame.timings["upload"], "inference": frame.timings["device"],
-                   "postprocess": frame.timings["download"], "depth": 0.0, "cloud": 0.0}
-        return frame.depth, None, frame.xyz, timings
+        cameras = [
+            PinholeRays(i.fx, i.fy, i.cx, i.cy, i.width, i.height)
+            if settings.publish_cloud and i is not None else None
+            for i in intrinsics
+        ]
+        frames = self._device_path.run_batch([r.image for r in requests], settings.input_size, color_order, cameras,
+                                             settings.cloud_stride)
+        results = []
+        for frame, depth_intrinsics in zip(frames, intrinsics):
+            timings = {"preprocess": frame.timings["upload"], "inference": frame.timings["device"],
+                       "postprocess": frame.timings["download"], "depth": 0.0, "cloud": 0.0,
+                       "batch_size": float(len(frames))}
+            results.append(FrameResult(frame.depth, None, depth_intrinsics, frame.xyz, None, timings))
+        return results
 
     def _depth_from(self, output: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(metric depth with NaN outside the validity range, relative inverse depth) from the network output."""

@@ -1,5 +1,6 @@
-"""Keeps inference off the executor: a one-frame slot that the subscription callbacks fill (a newer
-frame replaces an unprocessed older one, which is counted as dropped) and a thread that drains it.
+"""Keeps inference off the executor: a slot holding one frame per camera that the subscription callbacks fill
+(a newer frame replaces an unprocessed older one of the same camera, which is counted as dropped) and a thread
+that drains it.
 
 No rclpy here: the worker calls a plain handler, so its dropping and shutdown are testable alone.
 """
@@ -7,57 +8,74 @@ No rclpy here: the worker calls a plain handler, so its dropping and shutdown ar
 from __future__ import annotations
 
 import threading
-from typing import Callable, Generic, Optional, TypeVar
+from typing import Callable, Generic, Hashable, Optional, TypeVar
 
 T = TypeVar("T")
 
 
 class LatestSlot(Generic[T]):
-    """A queue of size one that keeps the newest item: `put` never blocks, `take` waits."""
+    """A queue that keeps the newest item per key (one key: a queue of size one); `put` never blocks, `take`
+    and `take_all` wait. Keys are the cameras of a multi-camera node: each keeps its own newest frame."""
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
-        self._item: Optional[T] = None
+        self._items: dict[Hashable, T] = {}  # insertion order = the order the keys became pending
         self._closed = False
         self.dropped = 0
+        self.dropped_by_key: dict[Hashable, int] = {}
 
-    def put(self, item: T) -> bool:
-        """Store `item`; returns True when it replaced an item nobody took (that one is dropped)."""
+    def put(self, item: T, key: Hashable = None) -> bool:
+        """Store `item` under `key`; returns True when it replaced an item nobody took (that one is dropped)."""
         with self._condition:
-            replaced = self._item is not None
+            replaced = key in self._items
             if replaced:
                 self.dropped += 1
-            self._item = item
+                self.dropped_by_key[key] = self.dropped_by_key.get(key, 0) + 1
+            self._items[key] = item
             self._condition.notify()
             return replaced
 
     def take(self, timeout: Optional[float] = None) -> Optional[T]:
-        """The newest item (removing it), or None after `timeout` seconds or once closed."""
+        """The oldest pending key's newest item (removing it), or None after `timeout` seconds or once closed."""
         with self._condition:
-            if self._item is None and not self._closed:
+            if not self._items and not self._closed:
                 self._condition.wait(timeout)
-            item, self._item = self._item, None
-            return None if self._closed else item
+            if self._closed or not self._items:
+                return None
+            key = next(iter(self._items))
+            return self._items.pop(key)
+
+    def take_all(self, timeout: Optional[float] = None) -> list[T]:
+        """Every key's newest item (removing them), oldest key first; [] after `timeout` seconds or once closed."""
+        with self._condition:
+            if not self._items and not self._closed:
+                self._condition.wait(timeout)
+            items, self._items = list(self._items.values()), {}
+            return [] if self._closed else items
 
     def close(self) -> None:
         """Wake any waiting `take` and make every later one return None."""
         with self._condition:
             self._closed = True
-            self._item = None
+            self._items = {}
             self._condition.notify_all()
 
 
 class FrameWorker(Generic[T]):
-    """A thread that hands the newest frame of a `LatestSlot` to `handle`, one at a time.
+    """A thread that hands the newest frames of a `LatestSlot` to a handler, one batch at a time.
 
-    `handle` must not raise; anything that escapes it goes to `on_error` and the loop goes on,
-    so one bad frame never stops the node.
+    `handle(frame)` gets one frame at a time; with `handle_batch(frames)` instead, every frame waiting at that
+    moment (the newest of each key) comes in one call. Handlers must not raise; anything that escapes goes to
+    `on_error` and the loop goes on, so one bad frame never stops the node.
     """
 
-    def __init__(self, handle: Callable[[T], None], on_error: Callable[[BaseException], None],
-                 name: str = "dav2_frame_worker") -> None:
+    def __init__(self, handle: Optional[Callable[[T], None]], on_error: Callable[[BaseException], None],
+                 name: str = "dav2_frame_worker", handle_batch: Optional[Callable[[list[T]], None]] = None) -> None:
+        if (handle is None) == (handle_batch is None):
+            raise ValueError("give exactly one of handle and handle_batch")
         self.slot: LatestSlot[T] = LatestSlot()
         self._handle = handle
+        self._handle_batch = handle_batch
         self._on_error = on_error
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -67,9 +85,9 @@ class FrameWorker(Generic[T]):
         """Start the thread (once)."""
         self._thread.start()
 
-    def submit(self, frame: T) -> bool:
-        """Offer a frame; True when it displaced an unprocessed one (counted in `slot.dropped`)."""
-        return self.slot.put(frame)
+    def submit(self, frame: T, key: Hashable = None) -> bool:
+        """Offer a frame (of camera `key`); True when it displaced an unprocessed one (counted in `slot.dropped`)."""
+        return self.slot.put(frame, key)
 
     def stop(self, timeout: float = 10.0) -> bool:
         """Ask the thread to finish after the current frame and wait for it; True once it has ended."""
@@ -86,14 +104,22 @@ class FrameWorker(Generic[T]):
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            frame = self.slot.take(timeout=0.5)
-            if frame is None:
+            frames = self.slot.take_all(timeout=0.5)
+            if not frames:
                 continue
             self.busy.set()
             try:
-                self._handle(frame)
-            except BaseException as error:  # noqa: BLE001 -- reported, the loop must survive
-                if not self._stop.is_set():
-                    self._on_error(error)
+                if self._handle_batch is not None:
+                    self._call(self._handle_batch, frames)
+                else:
+                    for frame in frames:
+                        self._call(self._handle, frame)
             finally:
                 self.busy.clear()
+
+    def _call(self, handler: Callable, argument: object) -> None:
+        try:
+            handler(argument)
+        except BaseException as error:  # noqa: BLE001 -- reported, the loop must survive
+            if not self._stop.is_set():
+                self._on_error(error)
