@@ -14,6 +14,8 @@ def _range(spec) -> str:
         return f"{low}..{high}" + (f", step {step}" if step > 1 else "")
     if spec.float_range:
         return f"{spec.float_range[0]:g}..{spec.float_range[1]:g}"
+    if isinstance(spec.default, tuple):
+        return "string array"
     return ""
 
 
@@ -21,7 +23,12 @@ def param_table() -> str:
     """One markdown row per parameter: name, default, allowed values, restart needed, description."""
     rows = ["| parameter | default | allowed | change | description |", "|---|---|---|---|---|"]
     for spec in PARAM_SPECS:
-        default = f'`"{spec.default}"`' if isinstance(spec.default, str) else f"`{str(spec.default).lower()}`"
+        if isinstance(spec.default, str):
+            default = f'`"{spec.default}"`'
+        elif isinstance(spec.default, tuple):
+            default = f"`[{', '.join(spec.default)}]`"
+        else:
+            default = f"`{str(spec.default).lower()}`"
         change = "restart" if spec.read_only else "live"
         rows.append(f"| `{spec.name}` | {default} | {_range(spec)} | {change} | {spec.description} |")
     return "\n".join(rows)

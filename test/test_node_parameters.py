@@ -38,6 +38,12 @@ READ_ONLY = {"encoder", "model_type", "checkpoint", "weights_dir", "device", "pr
     ("qos.output_reliability", "sometimes", "reliable, best_effort"),
     ("cloud_stride", 0, "[1, 16]"),
     ("max_depth", float("nan"), "finite"),
+    ("cameras", "front", "expected a list of camera names"),
+    ("cameras", ["front", "front"], "distinct"),
+    ("cameras", ["/front"], "not a relative namespace"),
+    ("cameras", ["2nd"], "not a relative namespace"),
+    ("cameras", [f"c{i}" for i in range(17)], "at most 16 cameras"),
+    ("compile", "fast", "one of off, default, reduce-overhead, max-autotune"),
     ("min_depth", -1.0, "[0, 1000]"),
     ("publish_cloud", "yes", "expected bool"),
 ])
@@ -47,7 +53,7 @@ def test_invalid_values_are_refused_with_a_reason(name, value, reason):
 
 @pytest.mark.parametrize("name, value", [
     ("input_size", 70), ("input_size", 518), ("input_size", 1540), ("device", "cuda:1"), ("device", "cpu"),
-    ("max_depth", 80), ("encoder", "vitb"),
+    ("max_depth", 80), ("encoder", "vitb"), ("cameras", []), ("cameras", ["front", "rear/left", "_b2"]),
 ])
 def test_valid_values_pass(name, value):
     assert check_value(name, value) is None
@@ -55,7 +61,9 @@ def test_valid_values_pass(name, value):
 
 def test_depth_yaml_holds_exactly_the_declared_defaults():
     params = load_params_file(CONFIG_DIR / "depth.yaml")
-    assert set(params) == {spec.name for spec in PARAM_SPECS}
+    # An empty array cannot be written in a params file (rcl's YAML parser refuses `[]`): `cameras` is a comment.
+    assert set(params) == {spec.name for spec in PARAM_SPECS if spec.default != ()}
+    assert "# cameras: [front, rear]" in (CONFIG_DIR / "depth.yaml").read_text()
     assert settings_from_file(CONFIG_DIR / "depth.yaml") == NodeSettings()
 
 
@@ -78,6 +86,11 @@ def test_inconsistent_combinations_are_refused():
         NodeSettings.from_params({"model_type": "metric", "relative_scale": 2.0})
     with pytest.raises(SettingsError, match="unknown parameter"):
         NodeSettings.from_params({"input_sise": 518})
+    with pytest.raises(SettingsError, match="compile does not apply to precision int8"):
+        NodeSettings.from_params({"compile": "default", "precision": "int8"})
+    with pytest.raises(SettingsError, match="reduce-overhead already captures CUDA graphs"):
+        NodeSettings.from_params({"compile": "reduce-overhead", "cuda_graphs": True})
+    assert NodeSettings.from_params({"cameras": ["front", "rear"]}).cameras == ("front", "rear")
     relative = NodeSettings.from_params({"model_type": "relative", "relative_scale": 0.5})
     assert relative.publishes_metric_depth and not NodeSettings(model_type="relative").publishes_metric_depth
 
@@ -153,6 +166,8 @@ def test_runtime_changes_are_validated_and_reach_the_settings(ros_context):
     ([("encoder", "vitx")], "must be one of vits, vitb, vitl"),
     ([("input_size", 100)], ""),
     ([("min_depth", 30.0), ("max_valid_depth", 20.0)], "must be below max_valid_depth"),
+    ([("cameras", ["front", "front"])], "camera names must be distinct"),
+    ([("cameras", [1, 2])], "expected a list of strings"),
 ])
 def test_invalid_startup_values_are_refused_at_declaration(ros_context, overrides, reason):
     node = make_node(ros_context, overrides)

@@ -1,6 +1,8 @@
-"""The node's /diagnostics status: rate, latency, frame counters, rejections, device and model."""
+"""The node's /diagnostics statuses, one per camera: rate, latency, frame counters, rejections, device and model."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from std_msgs.msg import Header
@@ -15,9 +17,16 @@ def _fmt(value: float | None, unit: str = "") -> str:
     return "n/a" if value is None else f"{value:.1f}{unit}"
 
 
-def diagnostic_array(header: Header, node_name: str, hardware_id: str, snapshot: StatsSnapshot,
+def diagnostic_array(header: Header, node_name: str, hardware_id: str, snapshots: Mapping[str, StatsSnapshot],
                      model: dict[str, str]) -> DiagnosticArray:
-    """One DiagnosticStatus for the node; WARN when input stalls or frames are being rejected."""
+    """One DiagnosticStatus per camera (name "" = the single camera of a one-camera node)."""
+    return DiagnosticArray(header=header, status=[
+        camera_status(node_name, camera, hardware_id, snapshot, model) for camera, snapshot in snapshots.items()])
+
+
+def camera_status(node_name: str, camera: str, hardware_id: str, snapshot: StatsSnapshot,
+                  model: dict[str, str]) -> DiagnosticStatus:
+    """One camera's status; WARN when its input stalls or its frames are being rejected."""
     level, message = DiagnosticStatus.OK, "publishing"
     if snapshot.frames_in == 0:
         level, message = DiagnosticStatus.WARN, "no image received yet"
@@ -41,11 +50,10 @@ def diagnostic_array(header: Header, node_name: str, hardware_id: str, snapshot:
     values += [(f"rejected.{reason}", str(count)) for reason, count in sorted(snapshot.rejected.items())]
     values += [(f"cloud_skipped.{reason}", str(count)) for reason, count in sorted(snapshot.cloud_skipped.items())]
     values += sorted(model.items())
-    status = DiagnosticStatus(
+    return DiagnosticStatus(
         level=level,
-        name=f"{node_name}: depth estimation",
+        name=f"{node_name}: depth estimation" + (f" ({camera})" if camera else ""),
         message=message,
         hardware_id=hardware_id,
         values=[KeyValue(key=key, value=value) for key, value in values],
     )
-    return DiagnosticArray(header=header, status=[status])

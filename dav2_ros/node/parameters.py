@@ -26,6 +26,10 @@ def descriptor_for(spec: ParamSpec) -> ParameterDescriptor:
     if spec.choices:
         description += f" One of: {', '.join(spec.choices)}."
     descriptor = ParameterDescriptor(description=description, read_only=spec.read_only)
+    if isinstance(spec.default, tuple):
+        # An empty default list has no element type for rclpy to infer (it would call it a byte array and then
+        # refuse a string array from a params file); the on-set callback checks the type instead.
+        descriptor.dynamic_typing = True
     if spec.choices:
         descriptor.additional_constraints = f"one of: {', '.join(spec.choices)}"
     if spec.int_range is not None:
@@ -35,6 +39,11 @@ def descriptor_for(spec: ParamSpec) -> ParameterDescriptor:
         low_f, high_f = spec.float_range
         descriptor.floating_point_range = [FloatingPointRange(from_value=low_f, to_value=high_f, step=0.0)]
     return descriptor
+
+
+def _ros_default(spec: ParamSpec) -> object:
+    """The default as rclpy takes it (a list for array parameters)."""
+    return list(spec.default) if isinstance(spec.default, tuple) else spec.default
 
 
 class NodeParameters:
@@ -51,7 +60,7 @@ class NodeParameters:
         self._on_change = on_change
         self._settings: Optional[NodeSettings] = None
         node.add_on_set_parameters_callback(self._on_set_parameters)
-        node.declare_parameters("", [(spec.name, spec.default, descriptor_for(spec)) for spec in PARAM_SPECS])
+        node.declare_parameters("", [(spec.name, _ros_default(spec), descriptor_for(spec)) for spec in PARAM_SPECS])
         values = {spec.name: node.get_parameter(spec.name).value for spec in PARAM_SPECS}
         self._settings = NodeSettings.from_params(values)
 

@@ -1,6 +1,7 @@
 """Builds what the node runs once at start from its settings: the estimator (real weights, or random
-ones only when allowed, loudly) and the per-frame `ProcessingSettings`; failures become one-line
-`StartupError`s that `main` prints before exiting with code 1."""
+ones only when allowed, loudly; torch.compile'd on request), the `FrameProcessor` with its per-frame
+`ProcessingSettings`, and the warm-up; failures become one-line `StartupError`s that `main` prints
+before exiting with code 1."""
 
 from __future__ import annotations
 
@@ -9,15 +10,18 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from dav2_ros.geometry.intrinsics import Intrinsics
 from dav2_ros.node.settings import NodeSettings
-from dav2_ros.processing import ProcessingSettings
+from dav2_ros.processing import FrameProcessor, FrameRequest, ProcessingSettings
 from dav2_ros.weights.cache import WeightsNotFound, resolve_checkpoint
 
 if TYPE_CHECKING:
     from dav2_ros.model.estimator import DepthEstimator
 
-# Warm-up image size: a 4:3 frame whose shorter side is the input size.
-_WARMUP_ASPECT = 4 / 3
+# Focal length of the warm-up frame's pinhole camera, in image widths (any value exercises the cloud path).
+_WARMUP_FOCAL_WIDTHS = 0.8
 # OpenMP threads spin at every barrier by default; on a robot computer that shares its cores with drivers and
 # other nodes, a spinning thread waits out whole scheduler slices for a descheduled partner. Measured on 2 cores
 # with other work running (benchmarks/bench_threads.py, docs/performance.md): 2 threads, passive ~1.6x faster
@@ -71,10 +75,51 @@ def build_estimator(settings: NodeSettings, logger: Any) -> tuple[DepthEstimator
         raise StartupError(str(error)) from None
 
 
-def warm_up(estimator: DepthEstimator, input_size: int) -> float:
-    """Run the network once so the first camera frame does not pay one-time setup; returns seconds."""
+def prepare_estimator(estimator: DepthEstimator, settings: NodeSettings, logger: Any) -> None:
+    """torch.compile the network when `compile` asks for it (it compiles during the warm-up).
+
+    Raises:
+        StartupError: compile cannot apply (int8 precision, a torch without torch.compile).
+    """
+    if settings.compile == "off":
+        return
+    from dav2_ros.model.compile import compile_estimator
+
+    try:
+        compile_estimator(estimator, settings.compile)
+    except (ValueError, RuntimeError) as error:
+        raise StartupError(f"compile {settings.compile}: {error}") from None
+    logger.info(f"compile {settings.compile}: the network compiles during the warm-up (minutes on a small CPU); "
+                "frames of another size than warmup_width x warmup_height compile once more when they first come")
+
+
+def build_processor(estimator: DepthEstimator, settings: NodeSettings, logger: Any) -> FrameProcessor:
+    """The frame processor for `settings`: the device path on CUDA, with CUDA graphs on request (a warning and
+    no graphs elsewhere), keeping buffers for as many frame geometries as there are cameras."""
+    cuda = getattr(estimator.device, "type", "cpu") == "cuda"
+    if settings.cuda_graphs and not cuda:
+        logger.warning(f"cuda_graphs is true but the model runs on {estimator.device}: CUDA graphs need a CUDA "
+                       "device, ignoring it")
+    return FrameProcessor(estimator, processing_settings(settings), cuda_graphs=settings.cuda_graphs and cuda,
+                          max_geometries=max(1, len(settings.cameras)))
+
+
+def warm_up(processor: FrameProcessor, settings: NodeSettings) -> float:
+    """Run a gray warmup_width x warmup_height frame through the whole frame path (network, cloud, and with
+    several batched cameras a full batch too), so the first camera frame pays no one-time setup: allocator
+    growth, cuDNN/oneDNN choices, torch.compile, CUDA graph capture. Returns seconds."""
+    width, height = settings.warmup_width, settings.warmup_height
+    image = np.full((height, width, 3), 128, dtype=np.uint8)
+    focal = _WARMUP_FOCAL_WIDTHS * width
+    camera = Intrinsics(fx=focal, fy=focal, cx=(width - 1) / 2, cy=(height - 1) / 2, width=width, height=height)
+    batch_sizes = [1]
+    if settings.batch_cameras and len(settings.cameras) > 1 and (settings.compile != "off" or settings.cuda_graphs):
+        batch_sizes.append(len(settings.cameras))  # compiled graphs and CUDA graphs are per batch size
     start = time.perf_counter()
-    estimator.warmup(height=input_size, width=round(input_size * _WARMUP_ASPECT), input_size=input_size)
+    for size in batch_sizes:
+        for outcome in processor.process_batch([FrameRequest(image, "rgb", camera)] * size):
+            if isinstance(outcome, Exception):
+                raise StartupError(f"warm-up with a {width}x{height} frame failed: {outcome}")
     return time.perf_counter() - start
 
 

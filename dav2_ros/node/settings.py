@@ -21,8 +21,9 @@ Precision = Literal["auto", "fp32", "fp16", "bf16", "int8"]
 Preprocess = Literal["auto", "exact", "fast"]
 InputTransport = Literal["raw", "compressed"]
 Reliability = Literal["reliable", "best_effort"]
+CompileChoice = Literal["off", "default", "reduce-overhead", "max-autotune"]
 
-ParamValue = Union[bool, int, float, str]
+ParamValue = Union[bool, int, float, str, tuple[str, ...]]
 
 # The node's name: the key of its section in config/*.yaml and the launch files' `name=`.
 NODE_NAME = "depth_node"
@@ -31,6 +32,9 @@ INPUT_SIZE_MIN = 70
 INPUT_SIZE_MAX = 1540
 PATCH_SIZE = 14
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+# A camera name is a relative ROS namespace: tokens of letters, digits and underscores, not starting with a digit.
+_CAMERA_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
+MAX_CAMERAS = 16
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,24 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               int_range=(1, 100, 1)),
     ParamSpec("num_threads", 0, "CPU threads for inference (torch.set_num_threads); 0 = all cores.",
               read_only=True, int_range=(0, 1024, 1)),
+    ParamSpec("cameras", (), "Several cameras in one node: their names (relative namespaces, e.g. [front, rear]); "
+              "camera `front` is read from front/image (or front/image/compressed) and front/camera_info and "
+              "published on front/depth/image, front/depth/camera_info, front/points, front/depth/colored. Empty "
+              "(default): one camera on image and camera_info.", read_only=True),
+    ParamSpec("batch_cameras", True, "With several cameras: frames of the same size that wait at the same time go "
+              "through the network as one batch (higher throughput on a GPU; see docs/performance.md for the CPU).",
+              read_only=True),
+    ParamSpec("compile", "off", "torch.compile the network at start (compiled during the warm-up; minutes on a "
+              "small CPU, and no faster there). reduce-overhead adds CUDA graphs on CUDA.",
+              read_only=True, choices=("off", "default", "reduce-overhead", "max-autotune")),
+    ParamSpec("cuda_graphs", False, "CUDA only: capture the whole on-device frame (preprocessing, network, "
+              "upsampling, cloud) as a CUDA graph per frame size and replay it. Ignored, with a warning, on the CPU.",
+              read_only=True),
+    ParamSpec("warmup_width", 640, "Width of the gray frame run through the whole pipeline at start, so the first "
+              "camera frame pays no one-time setup (set it to the camera's size when compile or cuda_graphs is on).",
+              read_only=True, int_range=(16, 8192, 1)),
+    ParamSpec("warmup_height", 480, "Height of the warm-up frame (see warmup_width).",
+              read_only=True, int_range=(16, 8192, 1)),
 )
 
 SPECS_BY_NAME: dict[str, ParamSpec] = {spec.name: spec for spec in PARAM_SPECS}
@@ -137,6 +159,12 @@ class NodeSettings:
     qos_output_reliability: Reliability = "reliable"
     qos_output_depth: int = 2
     num_threads: int = 0
+    cameras: tuple[str, ...] = ()
+    batch_cameras: bool = True
+    compile: CompileChoice = "off"
+    cuda_graphs: bool = False
+    warmup_width: int = 640
+    warmup_height: int = 480
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "NodeSettings":
@@ -180,10 +208,29 @@ class SettingsError(ValueError):
 
 
 def _coerce(spec: ParamSpec, value: Any) -> ParamValue:
-    """Integers are accepted where a float is declared (YAML `20` for `20.0`)."""
+    """Integers are accepted where a float is declared (YAML `20` for `20.0`); string arrays become tuples."""
     if isinstance(spec.default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if isinstance(spec.default, tuple):
+        return tuple(value)
     return value
+
+
+def _check_camera_names(value: Any) -> Optional[str]:
+    """Why `value` is not a list of distinct camera names, or None."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        return f"expected a list of camera names, got {type(value).__name__}"
+    if not all(isinstance(name, str) for name in value):
+        return "expected a list of strings (camera names)"
+    if len(value) > MAX_CAMERAS:
+        return f"at most {MAX_CAMERAS} cameras per node, got {len(value)}"
+    bad = [name for name in value if not _CAMERA_PATTERN.match(name)]
+    if bad:
+        return (f"{bad[0]!r} is not a relative namespace (letters, digits and underscores, tokens joined by '/', "
+                "no leading '/' or digit)")
+    if len(set(value)) != len(value):
+        return "camera names must be distinct"
+    return None
 
 
 def check_value(name: str, value: Any) -> Optional[str]:
@@ -192,6 +239,8 @@ def check_value(name: str, value: Any) -> Optional[str]:
     if spec is None:
         return None  # not one of ours (use_sim_time, qos_overrides.*): rclpy checks those
     expected = type(spec.default)
+    if expected is tuple:
+        return _check_camera_names(value)
     if expected is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"expected a number, got {type(value).__name__}"
@@ -227,6 +276,10 @@ def check_consistency(settings: NodeSettings) -> Optional[str]:
                 f"({settings.max_valid_depth:g} m)")
     if settings.model_type == "metric" and (settings.relative_scale != 0.0 or settings.relative_shift != 0.0):
         return "relative_scale/relative_shift apply to relative models only (model_type is metric)"
+    if settings.compile != "off" and settings.precision == "int8":
+        return "compile does not apply to precision int8 (its quantized layers break the graph): use one of them"
+    if settings.compile == "reduce-overhead" and settings.cuda_graphs:
+        return "compile reduce-overhead already captures CUDA graphs: set cuda_graphs false, or compile default"
     return None
 
 

@@ -24,7 +24,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from dav2_ros.node.pipeline import StartupError, build_estimator, describe_estimator, processing_settings, warm_up
+from dav2_ros.node.pipeline import (StartupError, build_estimator, build_processor, describe_estimator,
+                                    prepare_estimator, warm_up)
 from dav2_ros.node.settings import SettingsError
 from dav2_ros.offline.bag_frames import FrameSource
 from dav2_ros.offline.bag_io import BagError, open_reader, ros2_typestore
@@ -33,7 +34,6 @@ from dav2_ros.offline.converter import BagConverter, OutputTopics
 from dav2_ros.offline.output_bag import OutputBag, prepare_output
 from dav2_ros.offline.run_summary import RunStats, format_summary
 from dav2_ros.offline.tool_settings import default_params_file, load_settings
-from dav2_ros.processing import FrameProcessor
 
 PROG = "bag_to_depth"
 EXIT_ERROR = 1
@@ -129,9 +129,10 @@ def run(args: argparse.Namespace) -> int:
         camera = select_camera(reader, typestore, args.image_topic, args.info_topic, args.output_ns)
         prepare_output(output, args.input, args.overwrite)
         estimator, weights = build_estimator(settings, LOG)
-        warm_up(estimator, settings.input_size)  # so the first frame's latency is not one-time setup
+        prepare_estimator(estimator, settings, LOG)
         model = describe_estimator(estimator, settings, weights)
-        processor = FrameProcessor(estimator, processing_settings(settings))
+        processor = build_processor(estimator, settings, LOG)
+        warm_up(processor, settings)  # so the first frame's latency is not one-time setup
         source = FrameSource(reader, camera, typestore, copy_input=args.copy_input)
         stats = RunStats(frames_in_bag=source.frame_count)
         progress = tqdm(total=source.frame_count, unit="frame", desc=PROG, disable=args.no_progress,

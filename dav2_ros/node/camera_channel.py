@@ -1,0 +1,166 @@
+"""One camera of the depth node: its subscriptions, publishers, latest CameraInfo and counters.
+
+A node with the `cameras` parameter empty has one channel on `image`/`camera_info`; with `cameras: [front, rear]`
+it has one per name, each under its own relative namespace (`front/image` -> `front/depth/image`, ...), so
+remapping and QoS overrides work per camera exactly as for a single one.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import Header
+
+from dav2_ros.conversions.image_codec import bgr_to_image_fields, depth_to_image_fields
+from dav2_ros.conversions.pointcloud import pointcloud_fields
+from dav2_ros.geometry.intrinsics import Intrinsics, IntrinsicsError, distortion_is_nonzero
+from dav2_ros.node.messages import depth_camera_info, image_msg, pointcloud_msg
+from dav2_ros.node.rejections import RejectionLog
+from dav2_ros.node.settings import NodeSettings
+from dav2_ros.node.stats import FrameStats
+from dav2_ros.processing import FrameResult, cloud_colors
+
+
+class CameraChannel:
+    """The topics and per-camera state of one camera (name "" for the single-camera node).
+
+    Args:
+        node: the node that owns the subscriptions and publishers.
+        name: the camera's relative namespace, or "" (topics without a prefix).
+        settings: the node's settings at start (QoS, transport, model type).
+        on_image: called from the executor with (channel, message) for every image.
+        warnings: the node's throttled warning log (keys get this camera's name).
+        say_once: the node's log-once function (keys get this camera's name).
+    """
+
+    def __init__(self, node: Node, name: str, settings: NodeSettings,
+                 on_image: Callable[["CameraChannel", Union[Image, CompressedImage]], None],
+                 warnings: RejectionLog, say_once: Callable[..., None]) -> None:
+        self.name = name
+        self.stats = FrameStats()
+        self._node = node
+        self._warnings = warnings
+        self._say_once = say_once
+        self._camera_info_lock = threading.Lock()
+        self._camera_info: Optional[CameraInfo] = None
+        self._create_publishers(settings)
+        self._create_subscriptions(settings, on_image)
+
+    # ----------------------------------------------------------------------------- topics
+    def topic(self, relative: str) -> str:
+        """`relative` under this camera's namespace (`depth/image` -> `front/depth/image`)."""
+        return f"{self.name}/{relative}" if self.name else relative
+
+    def _create_publishers(self, settings: NodeSettings) -> None:
+        reliability = (ReliabilityPolicy.RELIABLE if settings.qos_output_reliability == "reliable"
+                       else ReliabilityPolicy.BEST_EFFORT)
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=settings.qos_output_depth, reliability=reliability)
+        overrides = QoSOverridingOptions.with_default_policies()
+
+        def publisher(msg_type: type, topic: str) -> Any:
+            return self._node.create_publisher(msg_type, self.topic(topic), qos, qos_overriding_options=overrides)
+
+        self.depth_pub = publisher(Image, "depth/image")
+        self.info_pub = publisher(CameraInfo, "depth/camera_info")
+        self.cloud_pub = publisher(PointCloud2, "points")
+        self.colored_pub = publisher(Image, "depth/colored")
+        self.relative_pub = publisher(Image, "depth/relative") if settings.model_type == "relative" else None
+
+    def _create_subscriptions(self, settings: NodeSettings, on_image: Callable) -> None:
+        qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=settings.qos_input_depth,
+            reliability=qos_profile_sensor_data.reliability,
+            durability=qos_profile_sensor_data.durability,
+        )
+        overrides = QoSOverridingOptions.with_default_policies()
+        if settings.input_transport == "compressed":
+            msg_type, topic = CompressedImage, "image/compressed"
+        else:
+            msg_type, topic = Image, "image"
+        self.image_sub = self._node.create_subscription(
+            msg_type, self.topic(topic), lambda msg: on_image(self, msg), qos, qos_overriding_options=overrides)
+        self.camera_info_sub = self._node.create_subscription(
+            CameraInfo, self.topic("camera_info"), self._on_camera_info, qos, qos_overriding_options=overrides)
+        outputs = [self.depth_pub, self.info_pub, self.cloud_pub, self.colored_pub]
+        outputs += [self.relative_pub] if self.relative_pub is not None else []
+        self._node.get_logger().info(
+            f"listening on {self.image_sub.topic_name} ({settings.input_transport}) and "
+            f"{self.camera_info_sub.topic_name}; publishing {', '.join(p.topic_name for p in outputs)}")
+
+    # --------------------------------------------------------------------------- CameraInfo
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        """Keep the latest CameraInfo; images are never held back waiting for a matching stamp."""
+        with self._camera_info_lock:
+            first = self._camera_info is None
+            self._camera_info = msg
+        if first:
+            self._node.get_logger().info(
+                f"first CameraInfo on {self.camera_info_sub.topic_name}: {msg.width}x{msg.height}, "
+                f"K = {np.asarray(msg.k).round(3).tolist()}")
+        if distortion_is_nonzero(msg):
+            self._say_once(f"{self.name}:distortion",
+                           f"CameraInfo on {self.camera_info_sub.topic_name} has non-zero distortion "
+                           f"D = {np.asarray(msg.d).round(5).tolist()}: the input image is assumed to be rectified "
+                           "(feed image_rect from image_proc for exact geometry); K is used as is", warn=True)
+
+    def intrinsics_for(self, width: int, height: int, settings: NodeSettings) -> Optional[Intrinsics]:
+        """The latest CameraInfo's intrinsics at the image's size, or None (then no cloud, said once)."""
+        with self._camera_info_lock:
+            info = self._camera_info
+        if info is None:
+            if settings.publishes_metric_depth:
+                self.stats.cloud_skipped_for("no_camera_info")
+                self._say_once(f"{self.name}:no_camera_info",
+                               f"no CameraInfo received yet on {self.camera_info_sub.topic_name}: publishing "
+                               f"{self.depth_pub.topic_name} only; {self.info_pub.topic_name} and "
+                               f"{self.cloud_pub.topic_name} start with the first CameraInfo", warn=True)
+            return None
+        try:
+            intrinsics = Intrinsics.from_camera_info(info)
+            if (intrinsics.width, intrinsics.height) != (width, height):
+                scaled = intrinsics.scaled_to(width, height)
+                self._say_once(f"{self.name}:scaled_{intrinsics.width}x{intrinsics.height}_{width}x{height}",
+                               f"CameraInfo{self._on_topic()} is {intrinsics.width}x"
+                               f"{intrinsics.height} but images are {width}x{height}: scaling K to the image size "
+                               f"(fx {intrinsics.fx:.1f} -> {scaled.fx:.1f})", warn=True)
+                intrinsics = scaled
+            return intrinsics
+        except IntrinsicsError as error:
+            self.intrinsics_refused(error)
+            return None
+
+    def intrinsics_refused(self, error: IntrinsicsError) -> None:
+        """Count and say (throttled) that this camera's CameraInfo cannot give a cloud for the frame."""
+        self.stats.cloud_skipped_for(f"camera_info_{error.reason}")
+        self._warnings.warn(f"{self.name}:camera_info_{error.reason}",
+                            f"CameraInfo{self._on_topic()} unusable ({error.reason}): "
+                            f"{error.detail}; publishing depth without depth/camera_info and points")
+
+    def _on_topic(self) -> str:
+        """" on <camera_info topic>" when the node has several cameras (the single camera's messages stay short)."""
+        return f" on {self.camera_info_sub.topic_name}" if self.name else ""
+
+    # ------------------------------------------------------------------------------ outputs
+    def publish(self, header: Header, result: FrameResult, image: np.ndarray, color_order: str,
+                settings: NodeSettings) -> None:
+        """Every output of one frame with the input image's header (stamp and frame_id)."""
+        if result.relative is not None and self.relative_pub is not None:
+            self.relative_pub.publish(image_msg(header, depth_to_image_fields(result.relative)))
+        if result.depth is not None:
+            self.depth_pub.publish(image_msg(header, depth_to_image_fields(result.depth)))
+        if result.depth_intrinsics is not None and result.depth is not None:
+            self.info_pub.publish(depth_camera_info(header, result.depth_intrinsics))
+        if result.xyz is not None and settings.publish_cloud:
+            colors = None
+            if settings.cloud_rgb:
+                colors = np.ascontiguousarray(cloud_colors(image, color_order, settings.cloud_stride))
+            self.cloud_pub.publish(pointcloud_msg(header, pointcloud_fields(result.xyz, colors)))
+        if result.colored is not None:
+            self.colored_pub.publish(image_msg(header, bgr_to_image_fields(result.colored)))

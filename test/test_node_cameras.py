@@ -1,0 +1,162 @@
+"""Several cameras in one node (`cameras: [front, rear]`), in-process over real DDS: each camera's frames come
+out on its own topics with its own stamps and intrinsics, frames of both cameras that wait together go through
+the network as one batch, and the batched depth equals the depth of each frame run alone."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+from dav2_ros.model.estimator import DepthEstimator
+from dav2_ros.processing import FrameProcessor
+from node_harness import DdsClient, InProcessNode, cloud_fields, image_array, wait_until
+
+pytestmark = pytest.mark.ros
+
+NAMESPACE = "/dav2_cameras_test"
+CAMERAS = ("front", "rear")
+INPUT_SIZE = 70
+NODE_PARAMS = {"allow_random_weights": True, "input_size": INPUT_SIZE, "device": "cpu", "precision": "fp32",
+               "weights_dir": "/nonexistent/dav2_weights", "cameras": list(CAMERAS), "warmup_width": 160,
+               "warmup_height": 120}
+WIDTH, HEIGHT = 160, 120
+FOCAL = {"front": 150.0, "rear": 90.0}  # different intrinsics: each cloud must use its own camera's K
+TIMEOUT_S = 60.0
+
+
+class GatedEstimator:
+    """Forwards to the node's real estimator, recording batch sizes; its first call waits for `release`, so the
+    test can line up frames of both cameras behind it (a spy on the real model, not a stand-in)."""
+
+    def __init__(self, inner: DepthEstimator) -> None:
+        self.inner, self.config, self.device = inner, inner.config, inner.device
+        self.batches: list[int] = []
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    @property
+    def last_timings(self) -> dict[str, float]:
+        return self.inner.last_timings
+
+    def _gate(self, size: int) -> None:
+        self.batches.append(size)
+        self.entered.set()
+        assert self.release.wait(TIMEOUT_S), "the test never released the gate"
+
+    def infer(self, image, input_size=518, color_order="rgb"):
+        self._gate(1)
+        return self.inner.infer(image, input_size, color_order)
+
+    def infer_batch(self, images, input_size=518, color_order="rgb"):
+        self._gate(len(images))
+        return self.inner.infer_batch(images, input_size, color_order)
+
+
+def image_msg(pixels: np.ndarray, sec: int, frame_id: str) -> Image:
+    msg = Image(height=pixels.shape[0], width=pixels.shape[1], encoding="rgb8", step=pixels.shape[1] * 3)
+    msg.data = pixels.tobytes()
+    msg.header.stamp.sec, msg.header.frame_id = sec, frame_id
+    return msg
+
+
+def camera_info(camera: str) -> CameraInfo:
+    f = FOCAL[camera]
+    info = CameraInfo(width=WIDTH, height=HEIGHT, distortion_model="plumb_bob")
+    info.k = [f, 0.0, (WIDTH - 1) / 2, 0.0, f, (HEIGHT - 1) / 2, 0.0, 0.0, 1.0]
+    info.p = [f, 0.0, (WIDTH - 1) / 2, 0.0, 0.0, f, (HEIGHT - 1) / 2, 0.0, 0.0, 0.0, 1.0, 0.0]
+    info.header.frame_id = f"{camera}_optical"
+    return info
+
+
+def test_two_cameras_batched_in_one_node():
+    rng = np.random.default_rng(7)
+    pixels = {name: rng.integers(0, 256, size=(HEIGHT, WIDTH, 3), dtype=np.uint8) for name in ("a", "b", "c")}
+    with InProcessNode(NODE_PARAMS, namespace=NAMESPACE) as live, DdsClient("dav2_cameras_client") as client:
+        node = live.node
+        images = {c: client.publisher(Image, f"{NAMESPACE}/{c}/image") for c in CAMERAS}
+        infos = {c: client.publisher(CameraInfo, f"{NAMESPACE}/{c}/camera_info") for c in CAMERAS}
+        depth = {c: client.collect(Image, f"{NAMESPACE}/{c}/depth/image") for c in CAMERAS}
+        points = {c: client.collect(PointCloud2, f"{NAMESPACE}/{c}/points") for c in CAMERAS}
+        depth_info = {c: client.collect(CameraInfo, f"{NAMESPACE}/{c}/depth/camera_info") for c in CAMERAS}
+        diagnostics = client.collect(DiagnosticArray, "/diagnostics")
+        for camera in CAMERAS:
+            client.wait_for_subscribers(images[camera])
+            client.wait_for_subscribers(infos[camera])
+            client.wait_for_publishers(f"{NAMESPACE}/{camera}/points")
+        channels = {channel.name: channel for channel in node._channels}
+
+        def send_info() -> None:
+            for camera in CAMERAS:
+                infos[camera].publish(camera_info(camera))
+
+        def have_info() -> bool:
+            send_info()  # best-effort input: repeat until both are in
+            time.sleep(0.2)
+            return all(channels[c]._camera_info is not None for c in CAMERAS)
+
+        wait_until(have_info, TIMEOUT_S, "both CameraInfos in the node")
+
+        gate = GatedEstimator(node._estimator)
+        real = node._processor
+        node._processor = FrameProcessor(gate, real.settings)
+        try:
+            def send(camera: str, name: str, sec: int) -> None:
+                images[camera].publish(image_msg(pixels[name], sec, f"{camera}_optical"))
+
+            send("front", "a", 1)  # taken alone; the worker waits in the gate with it
+            wait_until(lambda: gate.entered.is_set() or send("front", "a", 1), TIMEOUT_S, "the first frame in")
+            received = {c: channels[c].stats.frames_in for c in CAMERAS}
+            send("front", "b", 2)
+            send("rear", "c", 3)
+            wait_until(lambda: channels["front"].stats.frames_in > received["front"] and
+                       channels["rear"].stats.frames_in > received["rear"], TIMEOUT_S,
+                       "the frames of both cameras waiting behind the first")
+            gate.release.set()
+            outputs = {
+                ("front", 1): depth["front"].wait_for(lambda m: m.header.stamp.sec == 1, TIMEOUT_S),
+                ("front", 2): depth["front"].wait_for(lambda m: m.header.stamp.sec == 2, TIMEOUT_S),
+                ("rear", 3): depth["rear"].wait_for(lambda m: m.header.stamp.sec == 3, TIMEOUT_S),
+            }
+            clouds = {c: points[c].wait_for(lambda m, s=s: m.header.stamp.sec == s, TIMEOUT_S)
+                      for c, s in (("front", 2), ("rear", 3))}
+            infos_out = {c: depth_info[c].wait_for(lambda m, s=s: m.header.stamp.sec == s, TIMEOUT_S)
+                         for c, s in (("front", 2), ("rear", 3))}
+        finally:
+            node._processor = real
+
+        assert gate.batches == [1, 2], "frames b (front) and c (rear) waited together: one batch of two"
+        assert not [m for m in depth["rear"].messages if m.header.stamp.sec in (1, 2)], "front frame on rear"
+        assert not [m for m in depth["front"].messages if m.header.stamp.sec == 3], "rear frame on front"
+
+        reference = DepthEstimator.random(encoder="vits", device="cpu", precision="fp32")
+        for (camera, sec), msg in outputs.items():
+            name = {1: "a", 2: "b", 3: "c"}[sec]
+            assert msg.header.frame_id == f"{camera}_optical" and (msg.width, msg.height) == (WIDTH, HEIGHT)
+            alone = reference.infer(pixels[name], input_size=INPUT_SIZE)
+            expected = np.where((alone >= 0.1) & (alone <= 20.0), alone, np.nan)
+            np.testing.assert_allclose(image_array(msg), expected, rtol=1e-4, atol=1e-4, equal_nan=True)
+
+        for camera, sec in (("front", 2), ("rear", 3)):
+            z = image_array(outputs[(camera, sec)])
+            assert infos_out[camera].k[0] == FOCAL[camera]
+            fields = cloud_fields(clouds[camera])
+            cols = np.arange(WIDTH)[None, :] - (WIDTH - 1) / 2
+            np.testing.assert_allclose(fields["z"], z, rtol=0, atol=1e-6, equal_nan=True)
+            np.testing.assert_allclose(fields["x"], cols * z / FOCAL[camera], rtol=0, atol=1e-5, equal_nan=True)
+
+        def statuses() -> dict:
+            found = {}
+            for array in diagnostics.messages:
+                for status in array.status:
+                    found[status.name] = {kv.key: kv.value for kv in status.values}
+            return found if len(found) >= 2 else {}
+
+        found = wait_until(statuses, 10.0, "a diagnostics status per camera")
+        fqn = live.fqn
+        assert set(found) == {f"{fqn}: depth estimation (front)", f"{fqn}: depth estimation (rear)"}
+        wait_until(lambda: statuses()[f"{fqn}: depth estimation (front)"]["frames_out"] == "2", 10.0,
+                   "front's count of published frames")

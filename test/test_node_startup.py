@@ -1,0 +1,96 @@
+"""What the node builds at start from its settings (ROS-free): torch.compile on request, the frame processor
+(CUDA graphs refused with a warning off CUDA, buffers for every camera) and the warm-up through the whole frame
+path at the configured frame size, with a full batch when several cameras are compiled or graphed."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from dav2_ros.model.estimator import DepthEstimator
+from dav2_ros.node.pipeline import StartupError, build_processor, prepare_estimator, warm_up
+from dav2_ros.node.settings import NodeSettings
+from dav2_ros.processing import FrameProcessor, ProcessingSettings
+
+
+class Recorder(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[tuple[str, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append((record.levelname, record.getMessage()))
+
+
+@pytest.fixture
+def logger():
+    log = logging.getLogger("dav2_ros.test_node_startup")
+    recorder = Recorder()
+    log.addHandler(recorder)
+    log.recorder = recorder
+    yield log
+    log.removeHandler(recorder)
+
+
+@pytest.fixture(scope="module")
+def estimator() -> DepthEstimator:
+    return DepthEstimator.random(encoder="vits", device="cpu", precision="fp32")
+
+
+class SizeSpy:
+    """The real estimator, recording the (batch size, image size) of every call."""
+
+    def __init__(self, inner: DepthEstimator) -> None:
+        self.inner, self.config, self.device, self.calls = inner, inner.config, inner.device, []
+
+    @property
+    def last_timings(self):
+        return self.inner.last_timings
+
+    def infer(self, image, input_size=518, color_order="rgb"):
+        self.calls.append((1, image.shape[:2], input_size))
+        return self.inner.infer(image, input_size, color_order)
+
+    def infer_batch(self, images, input_size=518, color_order="rgb"):
+        self.calls.append((len(images), images[0].shape[:2], input_size))
+        return self.inner.infer_batch(images, input_size, color_order)
+
+
+def test_cuda_graphs_off_cuda_is_ignored_with_a_warning(estimator, logger):
+    processor = build_processor(estimator, NodeSettings(cuda_graphs=True, cameras=("a", "b", "c")), logger)
+    assert processor._device_path is None  # CPU: the numpy path, no graphs
+    assert ("WARNING", "cuda_graphs is true but the model runs on cpu: CUDA graphs need a CUDA device, "
+            "ignoring it") in logger.recorder.lines
+
+
+def test_device_path_keeps_buffers_for_every_camera(estimator, logger):
+    processor = FrameProcessor(estimator, ProcessingSettings(), on_device=True, max_geometries=3)
+    assert processor._device_path.max_geometries == 3
+
+
+@pytest.mark.parametrize("settings, expected", [
+    (NodeSettings(input_size=70, warmup_width=96, warmup_height=72), [(1, (72, 96), 70)]),
+    (NodeSettings(input_size=70, cameras=("a", "b")), [(1, (480, 640), 70)]),  # eager: one frame warms it up
+    (NodeSettings(input_size=70, cameras=("a", "b"), compile="default", warmup_width=64, warmup_height=48),
+     [(1, (48, 64), 70), (2, (48, 64), 70)]),  # compiled: the batch shape compiles at start too
+    (NodeSettings(input_size=70, cameras=("a", "b"), compile="default", batch_cameras=False, warmup_width=64,
+                  warmup_height=48), [(1, (48, 64), 70)]),
+])
+def test_warm_up_runs_the_frame_path_at_the_configured_size(estimator, settings, expected):
+    spy = SizeSpy(estimator)
+    processor = FrameProcessor(spy, ProcessingSettings(input_size=settings.input_size))
+    assert warm_up(processor, settings) > 0.0
+    assert spy.calls == expected
+
+
+def test_compile_is_set_up_on_request_and_refused_where_it_cannot_apply(logger):
+    eager = DepthEstimator.random(encoder="vits", device="cpu", precision="fp32")
+    prepare_estimator(eager, NodeSettings(), logger)
+    assert not getattr(eager.model, "_dav2_compiled", False)
+    prepare_estimator(eager, NodeSettings(compile="default"), logger)  # compiles lazily, on the warm-up
+    assert eager.model._dav2_compiled
+    int8 = DepthEstimator.random(encoder="vits", device="cpu", precision="int8")
+    # NodeSettings(...) skips the combination checks that from_params (the node's parameters) makes first
+    with pytest.raises(StartupError, match="compile default: torch.compile does not apply to precision 'int8'"):
+        prepare_estimator(int8, NodeSettings(compile="default"), logger)
