@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Several cameras in one node: throughput of batching their frames through the network (`batch_cameras: true`)
+"""Several cameras in one node: throughput of batching their frames through the network (`batch_cameras: on`)
 against running them one after the other, side by side in one run.
 
 One round = one frame from each of N cameras (640x480, different intrinsics), through `FrameProcessor` exactly as

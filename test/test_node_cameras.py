@@ -23,7 +23,7 @@ CAMERAS = ("front", "rear")
 INPUT_SIZE = 70
 NODE_PARAMS = {"allow_random_weights": True, "input_size": INPUT_SIZE, "device": "cpu", "precision": "fp32",
                "weights_dir": "/nonexistent/dav2_weights", "cameras": list(CAMERAS), "warmup_width": 160,
-               "warmup_height": 120}
+               "warmup_height": 120, "batch_cameras": "on"}
 WIDTH, HEIGHT = 160, 120
 FOCAL = {"front": 150.0, "rear": 90.0}  # different intrinsics: each cloud must use its own camera's K
 TIMEOUT_S = 60.0

@@ -9,7 +9,8 @@ import logging
 import pytest
 
 from dav2_ros.model.estimator import DepthEstimator
-from dav2_ros.node.pipeline import StartupError, build_processor, prepare_estimator, warm_up
+from dav2_ros.node.pipeline import (StartupError, batches_cameras, build_processor, prepare_estimator, warm_up,
+                                    warn_unusable)
 from dav2_ros.node.settings import NodeSettings
 from dav2_ros.processing import FrameProcessor, ProcessingSettings
 
@@ -58,8 +59,10 @@ class SizeSpy:
 
 
 def test_cuda_graphs_off_cuda_is_ignored_with_a_warning(estimator, logger):
-    processor = build_processor(estimator, NodeSettings(cuda_graphs=True, cameras=("a", "b", "c")), logger)
+    settings = NodeSettings(cuda_graphs=True, cameras=("a", "b", "c"))
+    processor = build_processor(estimator, settings)
     assert processor._device_path is None  # CPU: the numpy path, no graphs
+    warn_unusable(estimator, settings, logger)
     assert ("WARNING", "cuda_graphs is true but the model runs on cpu: CUDA graphs need a CUDA device, "
             "ignoring it") in logger.recorder.lines
 
@@ -72,9 +75,10 @@ def test_device_path_keeps_buffers_for_every_camera(estimator, logger):
 @pytest.mark.parametrize("settings, expected", [
     (NodeSettings(input_size=70, warmup_width=96, warmup_height=72), [(1, (72, 96), 70)]),
     (NodeSettings(input_size=70, cameras=("a", "b")), [(1, (480, 640), 70)]),  # eager: one frame warms it up
-    (NodeSettings(input_size=70, cameras=("a", "b"), compile="default", warmup_width=64, warmup_height=48),
+    (NodeSettings(input_size=70, cameras=("a", "b"), compile="default", batch_cameras="on", warmup_width=64,
+                  warmup_height=48),
      [(1, (48, 64), 70), (2, (48, 64), 70)]),  # compiled: the batch shape compiles at start too
-    (NodeSettings(input_size=70, cameras=("a", "b"), compile="default", batch_cameras=False, warmup_width=64,
+    (NodeSettings(input_size=70, cameras=("a", "b"), compile="default", batch_cameras="off", warmup_width=64,
                   warmup_height=48), [(1, (48, 64), 70)]),
 ])
 def test_warm_up_runs_the_frame_path_at_the_configured_size(estimator, settings, expected):
@@ -94,3 +98,15 @@ def test_compile_is_set_up_on_request_and_refused_where_it_cannot_apply(logger):
     # NodeSettings(...) skips the combination checks that from_params (the node's parameters) makes first
     with pytest.raises(StartupError, match="compile default: torch.compile does not apply to precision 'int8'"):
         prepare_estimator(int8, NodeSettings(compile="default"), logger)
+
+
+@pytest.mark.parametrize("choice, device, expected", [
+    ("auto", "cpu", False),  # measured no faster on the CPU (benchmarks/bench_cameras.py)
+    ("auto", "cuda", True),
+    ("on", "cpu", True),
+    ("off", "cuda", False),
+])
+def test_batch_cameras_auto_batches_on_cuda_only(choice, device, expected):
+    import torch
+
+    assert batches_cameras(NodeSettings(batch_cameras=choice), torch.device(device)) is expected

@@ -33,7 +33,7 @@ from dav2_ros.geometry.intrinsics import IntrinsicsError
 from dav2_ros.node.camera_channel import CameraChannel
 from dav2_ros.node.diagnostics import diagnostic_array
 from dav2_ros.node.pipeline import (StartupError, build_estimator, build_processor, describe_estimator,
-                                    prepare_estimator, warm_up)
+                                    batches_cameras, prepare_estimator, warm_up, warn_unusable)
 from dav2_ros.node.frame_worker import FrameWorker
 from dav2_ros.node.parameters import NodeParameters
 from dav2_ros.node.rejections import RejectionLog
@@ -95,8 +95,9 @@ class DepthNode(Node):
 
         self._estimator, source = build_estimator(settings, self.get_logger())
         prepare_estimator(self._estimator, settings, self.get_logger())
+        warn_unusable(self._estimator, settings, self.get_logger())
         self._processor_lock = threading.Lock()
-        self._processor = build_processor(self._estimator, settings, self.get_logger())
+        self._processor = build_processor(self._estimator, settings)
         warm_up_s = warm_up(self._processor, settings)
         self._model_info = describe_estimator(self._estimator, settings, source)
         self.get_logger().info(
@@ -131,7 +132,7 @@ class DepthNode(Node):
 
     def _on_settings_changed(self, settings: NodeSettings) -> None:
         """A runtime parameter change: the next frame uses the new processing settings."""
-        processor = build_processor(self._estimator, settings, self.get_logger())
+        processor = build_processor(self._estimator, settings)
         with self._processor_lock:
             self._processor = processor
 
@@ -147,14 +148,15 @@ class DepthNode(Node):
     # ------------------------------------------------------------------------ worker thread
     def _process_frames(self, frames: list[PendingFrame]) -> None:
         """Decode, infer, back-project and publish every waiting frame (one per camera; runs on the worker
-        thread). With batch_cameras, frames of one size go through the network together."""
+        thread). When batching (`batches_cameras`), frames of one size go through the network together."""
         settings = self._params.settings
         decoded = [frame for frame in (self._decode(pending, settings) for pending in frames) if frame is not None]
         if not decoded:
             return
         with self._processor_lock:
             processor = self._processor
-        batches = [decoded] if settings.batch_cameras else [[frame] for frame in decoded]
+        batched = batches_cameras(settings, self._estimator.device)
+        batches = [decoded] if batched else [[frame] for frame in decoded]
         for batch in batches:
             try:
                 outcomes = processor.process_batch([frame.request for frame in batch])

@@ -93,15 +93,27 @@ def prepare_estimator(estimator: DepthEstimator, settings: NodeSettings, logger:
                 "frames of another size than warmup_width x warmup_height compile once more when they first come")
 
 
-def build_processor(estimator: DepthEstimator, settings: NodeSettings, logger: Any) -> FrameProcessor:
-    """The frame processor for `settings`: the device path on CUDA, with CUDA graphs on request (a warning and
-    no graphs elsewhere), keeping buffers for as many frame geometries as there are cameras."""
+def build_processor(estimator: DepthEstimator, settings: NodeSettings) -> FrameProcessor:
+    """The frame processor for `settings`: the device path on CUDA, with CUDA graphs on request (only there; see
+    `warn_unusable`), keeping buffers for as many frame geometries as there are cameras."""
     cuda = getattr(estimator.device, "type", "cpu") == "cuda"
-    if settings.cuda_graphs and not cuda:
-        logger.warning(f"cuda_graphs is true but the model runs on {estimator.device}: CUDA graphs need a CUDA "
-                       "device, ignoring it")
     return FrameProcessor(estimator, processing_settings(settings), cuda_graphs=settings.cuda_graphs and cuda,
                           max_geometries=max(1, len(settings.cameras)))
+
+
+def warn_unusable(estimator: DepthEstimator, settings: NodeSettings, logger: Any) -> None:
+    """Say once at start which requested options this machine ignores (CUDA graphs without CUDA)."""
+    if settings.cuda_graphs and getattr(estimator.device, "type", "cpu") != "cuda":
+        logger.warning(f"cuda_graphs is true but the model runs on {estimator.device}: CUDA graphs need a CUDA "
+                       "device, ignoring it")
+
+
+def batches_cameras(settings: NodeSettings, device: Any) -> bool:
+    """Whether waiting frames of several cameras go through the network as one batch: `batch_cameras` on, or
+    auto on CUDA (on the CPU a batch measured no faster than its frames one by one, and delays the first)."""
+    if settings.batch_cameras == "auto":
+        return getattr(device, "type", "cpu") == "cuda"
+    return settings.batch_cameras == "on"
 
 
 def warm_up(processor: FrameProcessor, settings: NodeSettings) -> float:
@@ -113,7 +125,9 @@ def warm_up(processor: FrameProcessor, settings: NodeSettings) -> float:
     focal = _WARMUP_FOCAL_WIDTHS * width
     camera = Intrinsics(fx=focal, fy=focal, cx=(width - 1) / 2, cy=(height - 1) / 2, width=width, height=height)
     batch_sizes = [1]
-    if settings.batch_cameras and len(settings.cameras) > 1 and (settings.compile != "off" or settings.cuda_graphs):
+    device = getattr(processor.estimator, "device", None)
+    if batches_cameras(settings, device) and len(settings.cameras) > 1 and (
+            settings.compile != "off" or settings.cuda_graphs):
         batch_sizes.append(len(settings.cameras))  # compiled graphs and CUDA graphs are per batch size
     start = time.perf_counter()
     for size in batch_sizes:

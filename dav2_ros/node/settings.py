@@ -22,6 +22,7 @@ Preprocess = Literal["auto", "exact", "fast"]
 InputTransport = Literal["raw", "compressed"]
 Reliability = Literal["reliable", "best_effort"]
 CompileChoice = Literal["off", "default", "reduce-overhead", "max-autotune"]
+BatchChoice = Literal["auto", "on", "off"]
 
 ParamValue = Union[bool, int, float, str, tuple[str, ...]]
 
@@ -113,9 +114,10 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               "camera `front` is read from front/image (or front/image/compressed) and front/camera_info and "
               "published on front/depth/image, front/depth/camera_info, front/points, front/depth/colored. Empty "
               "(default): one camera on image and camera_info.", read_only=True),
-    ParamSpec("batch_cameras", True, "With several cameras: frames of the same size that wait at the same time go "
-              "through the network as one batch (higher throughput on a GPU; see docs/performance.md for the CPU).",
-              read_only=True),
+    ParamSpec("batch_cameras", "auto", "With several cameras: on = frames of the same size that wait at the same "
+              "time go through the network as one batch; off = one after the other (each published as soon as it "
+              "is done); auto = on with CUDA, off on the CPU (where batching measured no faster, "
+              "docs/performance.md).", read_only=True, choices=("auto", "on", "off")),
     ParamSpec("compile", "off", "torch.compile the network at start (compiled during the warm-up; minutes on a "
               "small CPU, and no faster there). reduce-overhead adds CUDA graphs on CUDA.",
               read_only=True, choices=("off", "default", "reduce-overhead", "max-autotune")),
@@ -160,7 +162,7 @@ class NodeSettings:
     qos_output_depth: int = 2
     num_threads: int = 0
     cameras: tuple[str, ...] = ()
-    batch_cameras: bool = True
+    batch_cameras: BatchChoice = "auto"
     compile: CompileChoice = "off"
     cuda_graphs: bool = False
     warmup_width: int = 640

@@ -25,7 +25,7 @@ from typing import Any
 from tqdm import tqdm
 
 from dav2_ros.node.pipeline import (StartupError, build_estimator, build_processor, describe_estimator,
-                                    prepare_estimator, warm_up)
+                                    prepare_estimator, warm_up, warn_unusable)
 from dav2_ros.node.settings import SettingsError
 from dav2_ros.offline.bag_frames import FrameSource
 from dav2_ros.offline.bag_io import BagError, open_reader, ros2_typestore
@@ -130,8 +130,9 @@ def run(args: argparse.Namespace) -> int:
         prepare_output(output, args.input, args.overwrite)
         estimator, weights = build_estimator(settings, LOG)
         prepare_estimator(estimator, settings, LOG)
+        warn_unusable(estimator, settings, LOG)
         model = describe_estimator(estimator, settings, weights)
-        processor = build_processor(estimator, settings, LOG)
+        processor = build_processor(estimator, settings)
         warm_up(processor, settings)  # so the first frame's latency is not one-time setup
         source = FrameSource(reader, camera, typestore, copy_input=args.copy_input)
         stats = RunStats(frames_in_bag=source.frame_count)
