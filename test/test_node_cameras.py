@@ -160,3 +160,20 @@ def test_two_cameras_batched_in_one_node():
         assert set(found) == {f"{fqn}: depth estimation (front)", f"{fqn}: depth estimation (rear)"}
         wait_until(lambda: statuses()[f"{fqn}: depth estimation (front)"]["frames_out"] == "2", 10.0,
                    "front's count of published frames")
+
+
+def test_cameras_from_the_two_cameras_params_file():
+    """rcl's YAML parser hands `cameras: [front, rear]` over as a string array; the node takes it (declared with
+    dynamic typing, since an empty default has no element type) and subscribes per camera."""
+    from node_harness import PROJECT_DIR, NodeProcess
+
+    params = {"allow_random_weights": True, "device": "cpu", "weights_dir": "/nonexistent/dav2_weights",
+              "warmup_width": 64, "warmup_height": 48}
+    params_file = str(PROJECT_DIR / "config" / "two_cameras.yaml")
+    with NodeProcess(params, namespace="/dav2_cameras_file", extra_args=["--params-file", params_file]) as node:
+        for camera in CAMERAS:
+            node.wait_for_output(rf"listening on /dav2_cameras_file/{camera}/image \(raw\) and "
+                                 rf"/dav2_cameras_file/{camera}/camera_info; publishing "
+                                 rf"/dav2_cameras_file/{camera}/depth/image", 120.0)
+        assert "cameras=('front', 'rear')" in node.output and "input_size=364" in node.output
+        assert "Traceback" not in node.output

@@ -71,6 +71,7 @@ def test_depth_yaml_holds_exactly_the_declared_defaults():
     ("indoor.yaml", {"model_type": "metric", "dataset": "hypersim", "max_depth": 20.0}),
     ("outdoor.yaml", {"model_type": "metric", "dataset": "vkitti", "max_depth": 80.0}),
     ("relative.yaml", {"model_type": "relative"}),
+    ("two_cameras.yaml", {"cameras": ("front", "rear"), "batch_cameras": "auto", "input_size": 364}),
 ])
 def test_presets_load_and_set_their_model(preset, expected):
     settings = settings_from_file(CONFIG_DIR / preset)
