@@ -62,6 +62,18 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, poll_s: 
         time.sleep(poll_s)
 
 
+def every(period_s: float, action: Callable[[], None]) -> Callable[[], None]:
+    """`action`, run at most once per `period_s` however often the result is called (an `on_wait` that
+    re-publishes a best-effort input now and then rather than at every poll)."""
+    last = [time.monotonic()]
+
+    def maybe() -> None:
+        if time.monotonic() - last[0] > period_s:
+            last[0] = time.monotonic()
+            action()
+    return maybe
+
+
 def read_bag(path: pathlib.Path) -> dict[str, list[Any]]:
     """Topic -> rclpy messages in recording order, for the message types this package uses."""
     from rosbags.highlevel import AnyReader

@@ -14,7 +14,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from dav2_ros.model.estimator import DepthEstimator
 from dav2_ros.processing import FrameProcessor
-from node_harness import DdsClient, InProcessNode, cloud_fields, image_array, wait_until
+from node_harness import DdsClient, InProcessNode, cloud_fields, every, image_array, wait_until
 
 pytestmark = pytest.mark.ros
 
@@ -177,3 +177,56 @@ def test_cameras_from_the_two_cameras_params_file():
                                  rf"/dav2_cameras_file/{camera}/depth/image", 120.0)
         assert "cameras=('front', 'rear')" in node.output and "input_size=364" in node.output
         assert "Traceback" not in node.output
+
+
+def test_bad_input_on_one_camera_leaves_the_other_untouched():
+    """Garbage on front (an unsupported encoding, then a truncated frame) is refused, counted and said for front
+    only; rear's frames in the same moments are published exactly, and front's next good frame too."""
+    rng = np.random.default_rng(11)
+    good = rng.integers(0, 256, size=(HEIGHT, WIDTH, 3), dtype=np.uint8)
+    reference = DepthEstimator.random(encoder="vits", device="cpu", precision="fp32")
+    expected = reference.infer(good, input_size=INPUT_SIZE)
+    expected = np.where((expected >= 0.1) & (expected <= 20.0), expected, np.nan)
+    namespace = "/dav2_cameras_bad"
+    with InProcessNode(dict(NODE_PARAMS, batch_cameras="auto"), namespace=namespace) as live, \
+            DdsClient("dav2_cameras_bad_client") as client:
+        images = {c: client.publisher(Image, f"{namespace}/{c}/image") for c in CAMERAS}
+        depth = {c: client.collect(Image, f"{namespace}/{c}/depth/image") for c in CAMERAS}
+        diagnostics = client.collect(DiagnosticArray, "/diagnostics")
+        for camera in CAMERAS:
+            client.wait_for_subscribers(images[camera])
+            client.wait_for_publishers(f"{namespace}/{camera}/depth/image")
+        channels = {channel.name: channel for channel in live.node._channels}
+
+        yuv = image_msg(good, 1, "front_optical")
+        yuv.encoding = "yuv422"
+        truncated = image_msg(good, 2, "front_optical")
+        truncated.data = truncated.data[: len(truncated.data) // 2]
+        for sec, bad in ((1, yuv), (2, truncated)):
+            images["front"].publish(bad)
+            images["rear"].publish(image_msg(good, sec, "rear_optical"))
+            again = every(2.0, lambda s=sec: images["rear"].publish(image_msg(good, s, "rear_optical")))
+            msg = depth["rear"].wait_for(lambda m, s=sec: m.header.stamp.sec == s, TIMEOUT_S, on_wait=again)
+            np.testing.assert_allclose(image_array(msg), expected, rtol=1e-4, atol=1e-4, equal_nan=True)
+        wait_until(lambda: sum(channels["front"].stats.rejected.values()) == 2, TIMEOUT_S,
+                   "front's two rejections")
+        assert dict(channels["front"].stats.rejected) == {"unsupported_encoding": 1, "bad_data_size": 1}
+        assert not channels["rear"].stats.rejected
+        assert not [m for m in depth["front"].messages if m.header.stamp.sec in (1, 2)]
+
+        images["front"].publish(image_msg(good, 3, "front_optical"))
+        again = every(2.0, lambda: images["front"].publish(image_msg(good, 3, "front_optical")))
+        msg = depth["front"].wait_for(lambda m: m.header.stamp.sec == 3, TIMEOUT_S, on_wait=again)
+        np.testing.assert_allclose(image_array(msg), expected, rtol=1e-4, atol=1e-4, equal_nan=True)
+
+        fqn = live.fqn
+
+        def front_warns() -> bool:
+            for array in diagnostics.messages:
+                for status in array.status:
+                    values = {kv.key: kv.value for kv in status.values}
+                    if status.name == f"{fqn}: depth estimation (front)" and values.get("rejected.bad_data_size"):
+                        return True
+            return False
+
+        wait_until(front_warns, 10.0, "front's rejections in its diagnostics status")

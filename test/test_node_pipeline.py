@@ -10,7 +10,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from node_harness import (DdsClient, InProcessNode, cloud_fields, image_array, read_bag, same_header,
+from node_harness import (DdsClient, InProcessNode, cloud_fields, every, image_array, read_bag, same_header,
                           wait_until)
 
 pytestmark = pytest.mark.ros
@@ -66,7 +66,7 @@ class Rig:
         found = []
         for collector in collectors:
             found.append(collector.wait_for(lambda m: same_header(m, sent), TIMEOUT_S,
-                                            on_wait=_every(2.0, lambda: self._republish(sent))))
+                                            on_wait=every(2.0, lambda: self._republish(sent))))
         return found
 
     def set(self, **values):
@@ -76,17 +76,6 @@ class Rig:
     def close(self):
         self.client.close()
         self.node.__exit__(None, None, None)
-
-
-def _every(period_s, action):
-    import time
-    last = [time.monotonic()]
-
-    def maybe():
-        if time.monotonic() - last[0] > period_s:
-            last[0] = time.monotonic()
-            action()
-    return maybe
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +201,7 @@ def test_colored_preview_is_published_to_a_subscriber(rig):
 def node_diagnostics(rig, predicate, what, resend=None):
     """The node's latest diagnostics values (key -> value) once `predicate(values)` holds; `resend`
     (an image) is published again every 2 s meanwhile, as inputs are best effort."""
-    again = _every(2.0, lambda: rig.image_pub.publish(resend)) if resend is not None else (lambda: None)
+    again = every(2.0, lambda: rig.image_pub.publish(resend)) if resend is not None else (lambda: None)
 
     def latest():
         again()
