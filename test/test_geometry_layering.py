@@ -1,4 +1,5 @@
-"""The layering rule: geometry and conversions import neither rclpy nor torch (checked in a fresh interpreter)."""
+"""The layering rules, checked in a fresh interpreter: geometry and conversions import neither rclpy nor torch; the
+weights catalog and cache import no torch either (the node names a missing checkpoint before torch loads)."""
 
 from __future__ import annotations
 
@@ -20,13 +21,25 @@ MODULES = [
 ]
 
 
-def test_geometry_and_conversions_stay_numpy_only():
+WEIGHTS_MODULES = ["dav2_ros.weights.catalog", "dav2_ros.weights.cache"]
+
+
+def imported_heavy_modules(modules: list[str]) -> str:
+    """Which of rclpy, torch, sensor_msgs, rosbags importing `modules` pulls in, as printed by a fresh interpreter."""
     code = (
         "import importlib, sys\n"
-        f"for name in {MODULES!r}: importlib.import_module(name)\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
         "print(sorted(m for m in ('rclpy', 'torch', 'sensor_msgs', 'rosbags') if m in sys.modules))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120, check=True
     )
-    assert result.stdout.strip() == "[]", result.stdout + result.stderr
+    return result.stdout.strip() + result.stderr
+
+
+def test_geometry_and_conversions_stay_numpy_only():
+    assert imported_heavy_modules(MODULES) == "[]"
+
+
+def test_weights_catalog_and_cache_import_no_torch():
+    assert imported_heavy_modules(WEIGHTS_MODULES) == "[]"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .config import ENCODERS, encoder_for_embed_dim
+from .config import DEFAULT_MAX_DEPTH, ENCODERS, encoder_for_embed_dim
 from .hf_layout import hf_to_official, is_hf_layout
 
 LOG = logging.getLogger("dav2_ros.model")
@@ -149,7 +149,8 @@ def name_warnings(path: str | Path, model_type: str, max_depth: float) -> list[s
         warnings.append(f"checkpoint {path.name!r} looks like a relative (affine-invariant) model, "
                         f"but model_type is 'metric': the output will not be meters")
     if model_type == "metric":
-        for marker, trained in (("hypersim", 20.0), ("indoor", 20.0), ("vkitti", 80.0), ("outdoor", 80.0)):
+        indoor, outdoor = DEFAULT_MAX_DEPTH["hypersim"], DEFAULT_MAX_DEPTH["vkitti"]
+        for marker, trained in (("hypersim", indoor), ("indoor", indoor), ("vkitti", outdoor), ("outdoor", outdoor)):
             if marker in name and max_depth != trained:
                 warnings.append(f"checkpoint {path.name!r} looks like a {marker} model (trained with max_depth "
                                 f"{trained:g}), but max_depth is {max_depth:g}: depths will be scaled wrongly")

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Optional, get_args
 
+from dav2_ros.model.config import DEFAULT_MAX_DEPTH  # torch-free: the one table of the metric heads' scales
+
 Encoder = Literal["vits", "vitb", "vitl"]
 ModelType = Literal["relative", "metric"]
 Dataset = Literal["hypersim", "vkitti"]
@@ -23,7 +25,7 @@ DATASET_CHOICES: tuple[str, ...] = get_args(Dataset)
 DEFAULT_BASE_URL = "https://huggingface.co"
 
 #: Metric heads were fine-tuned with this output scale (meters): Hypersim indoor, Virtual KITTI 2 outdoor.
-DATASET_MAX_DEPTH: dict[str, float] = {"hypersim": 20.0, "vkitti": 80.0}
+DATASET_MAX_DEPTH: dict[str, float] = DEFAULT_MAX_DEPTH
 DATASET_SCENE: dict[str, str] = {"hypersim": "indoor", "vkitti": "outdoor"}
 
 _SIZE_NAME = {"vits": "Small", "vitb": "Base", "vitl": "Large"}
