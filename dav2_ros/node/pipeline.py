@@ -57,7 +57,7 @@ def build_estimator(settings: NodeSettings, logger: Any) -> tuple[DepthEstimator
 
         apply_num_threads(settings.num_threads)
         logger.warning(
-            f"!!! RANDOM WEIGHTS: {error}. allow_random_weights is true, so the node runs on random "
+            f"!!! RANDOM WEIGHTS: {error}. allow_random_weights is true, so the model runs on random "
             f"{settings.encoder} weights: its depth and point cloud are MEANINGLESS (demos and tests only) !!!")
         try:
             return DepthEstimator.random(**common), "RANDOM weights (allow_random_weights)"
