@@ -59,8 +59,8 @@ setup(
             "depth_node = dav2_ros.node.depth_node:main",
             "dav2_infer = dav2_ros.cli.infer:main",
             "dav2_weights = dav2_ros.cli.weights:main",
-            "bag_to_depth = dav2_ros.offline.bag_to_depth:main",
-            "depth_eval = dav2_ros.offline.depth_eval:main",
+            "bag_to_depth = dav2_ros.offline.entry_points:bag_to_depth",
+            "depth_eval = dav2_ros.offline.entry_points:depth_eval",
         ],
     },
 )

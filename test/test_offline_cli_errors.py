@@ -126,3 +126,39 @@ def test_sigint_mid_run_leaves_a_valid_bag_with_the_frames_done(tmp_path: pathli
     assert sum(m.topic == "/camera/color/points" for m in messages) == done
     inputs = [m for m in read_bag(long_bag, topics=["/camera/color/image_raw"])][:done]
     assert [m.timestamp for m in depth] == [m.timestamp for m in inputs]  # the first `done` frames, in order
+
+
+# An import hook that makes `rosbags` look absent, as on a colcon/rosdep install (rosbags is PyPI-only).
+_WITHOUT_ROSBAGS = """
+import sys
+class _NoRosbags:
+    def find_spec(self, name, path=None, target=None):
+        if name == "rosbags" or name.startswith("rosbags."):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+        return None
+sys.meta_path.insert(0, _NoRosbags())
+sys.argv = ["{prog}", "--help"]
+from dav2_ros.offline.entry_points import {prog}
+sys.exit({prog}())
+"""
+
+
+@pytest.mark.parametrize("prog", ["bag_to_depth", "depth_eval"])
+def test_without_rosbags_the_tools_say_what_to_install(prog):
+    result = subprocess.run([sys.executable, "-c", _WITHOUT_ROSBAGS.replace("{prog}", prog)], capture_output=True,
+                            text=True, env=tool_env(), timeout=120, cwd=str(PROJECT_DIR))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        f"{prog}: error: needs the pure-Python `rosbags` package to read and write rosbag2 bags, which is not "
+        "installed: `pip install rosbags` (it comes with `pip install dav2_ros`; a colcon/rosdep install does "
+        "not provide it)")
+
+
+@pytest.mark.parametrize("prog", ["bag_to_depth", "depth_eval"])
+def test_with_rosbags_the_entry_points_run_the_tools(prog):
+    code = f"import sys; sys.argv = ['{prog}', '--help']\nfrom dav2_ros.offline.entry_points import {prog}\n" \
+           f"sys.exit({prog}())"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=tool_env(),
+                            timeout=120, cwd=str(PROJECT_DIR))
+    assert result.returncode == 0 and "usage:" in result.stdout, result.stdout + result.stderr
