@@ -17,14 +17,13 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
-from dav2_ros.conversions.image_codec import bgr_to_image_fields, depth_to_image_fields
-from dav2_ros.conversions.pointcloud import pointcloud_fields
+from dav2_ros.frame_outputs import CloudOptions, frame_outputs
 from dav2_ros.geometry.intrinsics import Intrinsics, IntrinsicsError, distortion_is_nonzero
-from dav2_ros.node.messages import depth_camera_info, image_msg, pointcloud_msg
+from dav2_ros.node.messages import image_msg, pointcloud_msg
 from dav2_ros.node.rejections import RejectionLog
 from dav2_ros.node.settings import NodeSettings
 from dav2_ros.node.stats import FrameStats
-from dav2_ros.processing import FrameResult, cloud_colors
+from dav2_ros.processing import FrameResult
 
 
 class CameraChannel:
@@ -71,6 +70,8 @@ class CameraChannel:
         self.cloud_pub = publisher(PointCloud2, "points")
         self.colored_pub = publisher(Image, "depth/colored")
         self.relative_pub = publisher(Image, "depth/relative") if settings.model_type == "relative" else None
+        self._publishers = {"relative": self.relative_pub, "depth": self.depth_pub, "depth_info": self.info_pub,
+                            "points": self.cloud_pub, "colored": self.colored_pub}
 
     def _create_subscriptions(self, settings: NodeSettings, on_image: Callable) -> None:
         qos = QoSProfile(
@@ -151,16 +152,14 @@ class CameraChannel:
     def publish(self, header: Header, result: FrameResult, image: np.ndarray, color_order: str,
                 settings: NodeSettings) -> None:
         """Every output of one frame with the input image's header (stamp and frame_id)."""
-        if result.relative is not None and self.relative_pub is not None:
-            self.relative_pub.publish(image_msg(header, depth_to_image_fields(result.relative)))
-        if result.depth is not None:
-            self.depth_pub.publish(image_msg(header, depth_to_image_fields(result.depth)))
-        if result.depth_intrinsics is not None and result.depth is not None:
-            self.info_pub.publish(depth_camera_info(header, result.depth_intrinsics))
-        if result.xyz is not None and settings.publish_cloud:
-            colors = None
-            if settings.cloud_rgb:
-                colors = np.ascontiguousarray(cloud_colors(image, color_order, settings.cloud_stride))
-            self.cloud_pub.publish(pointcloud_msg(header, pointcloud_fields(result.xyz, colors)))
-        if result.colored is not None:
-            self.colored_pub.publish(image_msg(header, bgr_to_image_fields(result.colored)))
+        cloud = CloudOptions(settings.publish_cloud, settings.cloud_rgb, settings.cloud_stride)
+        for name, fields in frame_outputs(result, image, color_order, cloud):
+            publisher = self._publishers[name]
+            if publisher is None:
+                continue
+            if name == "points":
+                publisher.publish(pointcloud_msg(header, fields))
+            elif name == "depth_info":
+                publisher.publish(CameraInfo(header=header, **fields))
+            else:
+                publisher.publish(image_msg(header, fields))

@@ -12,15 +12,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from dav2_ros.conversions.camera_info import camera_info_fields
 from dav2_ros.conversions.errors import InputRejected
-from dav2_ros.conversions.image_codec import (
-    bgr_to_image_fields,
-    compressed_msg_to_array,
-    depth_to_image_fields,
-    image_msg_to_array,
-)
-from dav2_ros.conversions.pointcloud import pointcloud_fields
+from dav2_ros.conversions.image_codec import compressed_msg_to_array, image_msg_to_array
+from dav2_ros.frame_outputs import CloudOptions, frame_outputs
 from dav2_ros.geometry.intrinsics import Intrinsics, IntrinsicsError
 from dav2_ros.offline.bag_frames import Frame, FrameSource, Passthrough
 from dav2_ros.offline.bag_messages import (
@@ -32,7 +26,6 @@ from dav2_ros.offline.bag_messages import (
 from dav2_ros.offline.bag_io import CAMERA_INFO_TYPE, IMAGE_TYPE
 from dav2_ros.offline.camera_topics import CameraTopics, join_topic
 from dav2_ros.offline.run_summary import RunStats
-from dav2_ros.processing import cloud_colors
 
 if TYPE_CHECKING:
     import numpy as np
@@ -162,24 +155,13 @@ class BagConverter:
                color_order: str, stats: RunStats) -> None:
         """Write what the node would publish for this result, with the input header and bag time."""
         ts, out, topics = self._typestore, self._output, self._topics
-        if result.relative is not None:
-            out.write(topics.relative, IMAGE_TYPE, timestamp,
-                      image_message(ts, header, depth_to_image_fields(result.relative)))
-            stats.relative_written += 1
-        if result.depth is not None:
-            out.write(topics.depth, IMAGE_TYPE, timestamp,
-                      image_message(ts, header, depth_to_image_fields(result.depth)))
-            stats.depth_written += 1
-        if result.depth_intrinsics is not None and result.depth is not None:
-            info = camera_info_message(ts, header, camera_info_fields(result.depth_intrinsics))
-            out.write(topics.depth_info, CAMERA_INFO_TYPE, timestamp, info)
-        if result.xyz is not None and self._settings.publish_cloud:
-            colors = cloud_colors(image, color_order, self._settings.cloud_stride) if self._settings.cloud_rgb else None
-            out.write(topics.points, POINTCLOUD_TYPE, timestamp,
-                      pointcloud_message(ts, header, pointcloud_fields(result.xyz, colors)))
-            stats.clouds_written += 1
-        if result.colored is not None:
-            out.write(topics.colored, IMAGE_TYPE, timestamp,
-                      image_message(ts, header, bgr_to_image_fields(result.colored)))
-            stats.colored_written += 1
-
+        settings = self._settings
+        cloud = CloudOptions(settings.publish_cloud, settings.cloud_rgb, settings.cloud_stride)
+        for name, fields in frame_outputs(result, image, color_order, cloud):
+            if name == "points":
+                out.write(topics.points, POINTCLOUD_TYPE, timestamp, pointcloud_message(ts, header, fields))
+            elif name == "depth_info":
+                out.write(topics.depth_info, CAMERA_INFO_TYPE, timestamp, camera_info_message(ts, header, fields))
+            else:
+                out.write(getattr(topics, name), IMAGE_TYPE, timestamp, image_message(ts, header, fields))
+            stats.count_written(name)

@@ -9,6 +9,11 @@ from typing import Any
 import numpy as np
 
 
+# The outputs whose written messages the summary counts (the depth CameraInfo goes with each depth image).
+_WRITTEN_COUNTERS = {"relative": "relative_written", "depth": "depth_written", "points": "clouds_written",
+                     "colored": "colored_written"}
+
+
 @dataclasses.dataclass
 class RunStats:
     """What happened to the frames of one run: counts, failures by reason, per-frame latency."""
@@ -35,9 +40,16 @@ class RunStats:
         return {"mean": float(ms.mean()), "p50": float(p50), "p90": float(p90), "p99": float(p99)}
 
     def record_frame(self, latency_s: float, stage_timings_s: dict[str, float]) -> None:
-        """One processed frame: its wall time and the FrameProcessor's per-stage seconds."""
+        """One processed frame: its wall time and the FrameProcessor's per-stage seconds (its `batch_size`, a
+        count, is not a stage)."""
         self.latencies_s.append(latency_s)
-        self.stage_totals_s.update(stage_timings_s)
+        self.stage_totals_s.update({stage: s for stage, s in stage_timings_s.items() if stage != "batch_size"})
+
+    def count_written(self, output: str) -> None:
+        """One message of `output` ("relative", "depth", "depth_info", "points", "colored") was written."""
+        counter = _WRITTEN_COUNTERS.get(output)
+        if counter is not None:
+            setattr(self, counter, getattr(self, counter) + 1)
 
     def stage_means_ms(self) -> dict[str, float]:
         """Mean milliseconds per frame of each processing stage (preprocess, inference, cloud, ...)."""

@@ -1,0 +1,49 @@
+"""What one processed frame publishes, as message field dicts: shared by the node (rclpy messages) and
+bag_to_depth (rosbags messages), so both decide the same way which outputs a frame has and build the same
+bytes. ROS-free: the callers wrap each dict in their own message class with the input image's header."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from dav2_ros.conversions.camera_info import camera_info_fields
+from dav2_ros.conversions.image_codec import bgr_to_image_fields, depth_to_image_fields
+from dav2_ros.conversions.pointcloud import pointcloud_fields
+from dav2_ros.processing import ColorOrder, FrameResult, cloud_colors
+
+#: The outputs of a frame, named as the node's topics' last parts (depth/image -> "depth", ...).
+OutputName = Literal["relative", "depth", "depth_info", "points", "colored"]
+OUTPUT_NAMES: tuple[OutputName, ...] = ("relative", "depth", "depth_info", "points", "colored")
+
+
+@dataclass(frozen=True)
+class CloudOptions:
+    """How the cloud is built (the node's parameters of the same names)."""
+
+    publish_cloud: bool = True
+    cloud_rgb: bool = False
+    cloud_stride: int = 1
+
+
+def frame_outputs(result: FrameResult, image: np.ndarray, color_order: ColorOrder,
+                  cloud: CloudOptions) -> Iterator[tuple[OutputName, dict[str, Any]]]:
+    """(output name, message fields) for each output this frame has, in publishing order: relative inverse
+    depth (relative models), metric depth, the depth CameraInfo (needs intrinsics), the cloud (needs xyz and
+    `publish_cloud`; colored from `image` with `cloud_rgb`), the colorized preview (when it was computed)."""
+    if result.relative is not None:
+        yield "relative", depth_to_image_fields(result.relative)
+    if result.depth is not None:
+        yield "depth", depth_to_image_fields(result.depth)
+        if result.depth_intrinsics is not None:
+            yield "depth_info", camera_info_fields(result.depth_intrinsics)
+    if result.xyz is not None and cloud.publish_cloud:
+        colors = None
+        if cloud.cloud_rgb:
+            colors = np.ascontiguousarray(cloud_colors(image, color_order, cloud.cloud_stride))
+        yield "points", pointcloud_fields(result.xyz, colors)
+    if result.colored is not None:
+        yield "colored", bgr_to_image_fields(result.colored)
