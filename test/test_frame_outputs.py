@@ -1,0 +1,63 @@
+"""frame_outputs: which outputs a processed frame has (the node and bag_to_depth both follow it) and their fields."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dav2_ros.frame_outputs import CloudOptions, frame_outputs
+from dav2_ros.geometry.intrinsics import Intrinsics
+from dav2_ros.processing import FrameResult
+
+INTRINSICS = Intrinsics(fx=50.0, fy=50.0, cx=3.5, cy=2.5, width=8, height=6)
+
+
+def result(**values) -> FrameResult:
+    fields = dict(depth=None, relative=None, depth_intrinsics=None, xyz=None, colored=None)
+    fields.update(values)
+    return FrameResult(**fields)
+
+
+def names(outputs) -> list[str]:
+    return [name for name, _ in outputs]
+
+
+def test_metric_frame_with_intrinsics_has_depth_info_and_points():
+    depth = np.full((6, 8), 2.0, dtype=np.float32)
+    xyz = np.zeros((6, 8, 3), dtype=np.float32)
+    image = np.zeros((6, 8, 3), dtype=np.uint8)
+    outputs = list(frame_outputs(result(depth=depth, depth_intrinsics=INTRINSICS, xyz=xyz), image, "rgb",
+                                 CloudOptions()))
+    assert names(outputs) == ["depth", "depth_info", "points"]
+    fields = dict(outputs)
+    assert fields["depth"]["encoding"] == "32FC1" and (fields["depth"]["height"], fields["depth"]["width"]) == (6, 8)
+    assert list(fields["depth_info"]["k"]) == INTRINSICS.k_matrix()
+    assert fields["points"]["point_step"] == 16
+
+
+def test_no_intrinsics_no_depth_info_and_no_cloud_when_switched_off():
+    depth = np.ones((6, 8), dtype=np.float32)
+    xyz = np.zeros((6, 8, 3), dtype=np.float32)
+    image = np.zeros((6, 8, 3), dtype=np.uint8)
+    assert names(frame_outputs(result(depth=depth), image, "rgb", CloudOptions())) == ["depth"]
+    off = CloudOptions(publish_cloud=False)
+    assert names(frame_outputs(result(depth=depth, depth_intrinsics=INTRINSICS, xyz=xyz), image, "rgb", off)) == [
+        "depth", "depth_info"]
+
+
+def test_relative_frame_and_preview():
+    relative = np.ones((6, 8), dtype=np.float32)
+    colored = np.zeros((6, 8, 3), dtype=np.uint8)
+    outputs = names(frame_outputs(result(relative=relative, colored=colored), colored, "bgr", CloudOptions()))
+    assert outputs == ["relative", "colored"]
+
+
+def test_cloud_rgb_takes_the_kept_pixels_in_bgr_order():
+    image = np.zeros((6, 8, 3), dtype=np.uint8)
+    image[..., 0], image[..., 2] = 10, 200  # rgb: red 10, blue 200
+    xyz = np.zeros((3, 4, 3), dtype=np.float32)
+    depth = np.ones((6, 8), dtype=np.float32)
+    fields = dict(frame_outputs(result(depth=depth, xyz=xyz), image, "rgb",
+                                CloudOptions(cloud_rgb=True, cloud_stride=2)))["points"]
+    assert fields["point_step"] == 32 and (fields["height"], fields["width"]) == (3, 4)
+    rgb = np.frombuffer(bytes(fields["data"]), dtype=np.uint8).reshape(3, 4, 32)[..., 16:20]
+    assert rgb[0, 0].tolist() == [200, 0, 10, 0]  # packed 0x00RRGGBB, little endian: B, G, R, 0
