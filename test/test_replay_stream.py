@@ -52,6 +52,15 @@ def test_stream_of_200_looped_frames(bags_dir: pathlib.Path, tmp_path: pathlib.P
           + f"\nreport: {tmp_path / 'stream_report.json'}")
 
     sent = [stamp_ns(m.msg) for m in stream if m.topic == CAMERA]
+    try:
+        _check(report, diagnostics, latency, sent, received)
+    except AssertionError as error:  # say what the run looked like, so a rare failure can be understood
+        raise AssertionError(f"{error}\nreport: {json.dumps(summary)}\nlast outputs: {received[-5:]}\n"
+                             f"last inputs: {sent[-5:]}") from None
+
+
+def _check(report, diagnostics: dict, latency: dict, sent: list[int], received: list[int]) -> None:
+    """The stream's invariants (see the comments)."""
     assert report.frames_in == FRAMES
     assert report.frames_out >= 5, "the node answered almost nothing"
     assert report.frames_out + report.dropped == FRAMES
