@@ -14,6 +14,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from dav2_ros.model.estimator import DepthEstimator
 from dav2_ros.processing import FrameProcessor
+from estimator_spy import EstimatorSpy
 from node_harness import DdsClient, InProcessNode, cloud_fields, every, image_array, wait_until
 
 pytestmark = pytest.mark.ros
@@ -29,31 +30,16 @@ FOCAL = {"front": 150.0, "rear": 90.0}  # different intrinsics: each cloud must 
 TIMEOUT_S = 60.0
 
 
-class GatedEstimator:
-    """Forwards to the node's real estimator, recording batch sizes; its first call waits for `release`, so the
-    test can line up frames of both cameras behind it (a spy on the real model, not a stand-in)."""
+class Gate:
+    """Holds the estimator's first call until `release` is set, so the test can line up frames of both cameras
+    behind it (used as the spy's `before_call`)."""
 
-    def __init__(self, inner: DepthEstimator) -> None:
-        self.inner, self.config, self.device = inner, inner.config, inner.device
-        self.batches: list[int] = []
+    def __init__(self) -> None:
         self.entered, self.release = threading.Event(), threading.Event()
 
-    @property
-    def last_timings(self) -> dict[str, float]:
-        return self.inner.last_timings
-
-    def _gate(self, size: int) -> None:
-        self.batches.append(size)
+    def __call__(self, batch_size: int) -> None:
         self.entered.set()
         assert self.release.wait(TIMEOUT_S), "the test never released the gate"
-
-    def infer(self, image, input_size=518, color_order="rgb"):
-        self._gate(1)
-        return self.inner.infer(image, input_size, color_order)
-
-    def infer_batch(self, images, input_size=518, color_order="rgb"):
-        self._gate(len(images))
-        return self.inner.infer_batch(images, input_size, color_order)
 
 
 def image_msg(pixels: np.ndarray, sec: int, frame_id: str) -> Image:
@@ -100,9 +86,10 @@ def test_two_cameras_batched_in_one_node():
 
         wait_until(have_info, TIMEOUT_S, "both CameraInfos in the node")
 
-        gate = GatedEstimator(node._estimator)
+        gate = Gate()
+        spy = EstimatorSpy(node._estimator, before_call=gate)
         real = node._processor
-        node._processor = FrameProcessor(gate, real.settings)
+        node._processor = FrameProcessor(spy, real.settings)
         try:
             def send(camera: str, name: str, sec: int) -> None:
                 images[camera].publish(image_msg(pixels[name], sec, f"{camera}_optical"))
@@ -128,7 +115,7 @@ def test_two_cameras_batched_in_one_node():
         finally:
             node._processor = real
 
-        assert gate.batches == [1, 2], "frames b (front) and c (rear) waited together: one batch of two"
+        assert spy.batches == [1, 2], "frames b (front) and c (rear) waited together: one batch of two"
         assert not [m for m in depth["rear"].messages if m.header.stamp.sec in (1, 2)], "front frame on rear"
         assert not [m for m in depth["front"].messages if m.header.stamp.sec == 3], "rear frame on front"
 

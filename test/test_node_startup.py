@@ -13,6 +13,7 @@ from dav2_ros.node.pipeline import (StartupError, batches_cameras, build_process
                                     warn_unusable)
 from dav2_ros.node.settings import NodeSettings
 from dav2_ros.processing import FrameProcessor, ProcessingSettings
+from estimator_spy import EstimatorSpy
 
 
 class Recorder(logging.Handler):
@@ -39,25 +40,6 @@ def estimator() -> DepthEstimator:
     return DepthEstimator.random(encoder="vits", device="cpu", precision="fp32")
 
 
-class SizeSpy:
-    """The real estimator, recording the (batch size, image size) of every call."""
-
-    def __init__(self, inner: DepthEstimator) -> None:
-        self.inner, self.config, self.device, self.calls = inner, inner.config, inner.device, []
-
-    @property
-    def last_timings(self):
-        return self.inner.last_timings
-
-    def infer(self, image, input_size=518, color_order="rgb"):
-        self.calls.append((1, image.shape[:2], input_size))
-        return self.inner.infer(image, input_size, color_order)
-
-    def infer_batch(self, images, input_size=518, color_order="rgb"):
-        self.calls.append((len(images), images[0].shape[:2], input_size))
-        return self.inner.infer_batch(images, input_size, color_order)
-
-
 def test_cuda_graphs_off_cuda_is_ignored_with_a_warning(estimator, logger):
     settings = NodeSettings(cuda_graphs=True, cameras=("a", "b", "c"))
     processor = build_processor(estimator, settings)
@@ -82,7 +64,7 @@ def test_device_path_keeps_buffers_for_every_camera(estimator, logger):
                   warmup_height=48), [(1, (48, 64), 70)]),
 ])
 def test_warm_up_runs_the_frame_path_at_the_configured_size(estimator, settings, expected):
-    spy = SizeSpy(estimator)
+    spy = EstimatorSpy(estimator)
     processor = FrameProcessor(spy, ProcessingSettings(input_size=settings.input_size))
     assert warm_up(processor, settings) > 0.0
     assert spy.calls == expected

@@ -11,6 +11,7 @@ from dav2_ros.conversions.errors import InputRejected
 from dav2_ros.geometry.intrinsics import Intrinsics, IntrinsicsError
 from dav2_ros.model.estimator import DepthEstimator
 from dav2_ros.processing import FrameProcessor, FrameRequest, FrameResult, ProcessingSettings
+from estimator_spy import EstimatorSpy
 
 INPUT_SIZE = 70
 
@@ -27,25 +28,6 @@ def frames(count: int, height: int = 48, width: int = 64, seed: int = 0) -> list
 
 def camera(width: int, height: int, focal: float) -> Intrinsics:
     return Intrinsics(fx=focal, fy=focal, cx=(width - 1) / 2, cy=(height - 1) / 2, width=width, height=height)
-
-
-class CountingEstimator:
-    """The real estimator, counting its network calls and batch sizes (a spy, not a stand-in: it forwards)."""
-
-    def __init__(self, inner: DepthEstimator) -> None:
-        self.inner, self.config, self.device, self.batches = inner, inner.config, inner.device, []
-
-    @property
-    def last_timings(self) -> dict[str, float]:
-        return self.inner.last_timings
-
-    def infer(self, image, input_size=518, color_order="rgb"):
-        self.batches.append(1)
-        return self.inner.infer(image, input_size, color_order)
-
-    def infer_batch(self, images, input_size=518, color_order="rgb"):
-        self.batches.append(len(images))
-        return self.inner.infer_batch(images, input_size, color_order)
 
 
 @pytest.mark.parametrize("on_device", [False, True], ids=["numpy-path", "device-path"])
@@ -72,7 +54,7 @@ def test_a_batch_equals_each_frame_alone(estimator: DepthEstimator, on_device: b
 
 
 def test_frames_of_one_size_and_color_order_share_one_network_call(estimator: DepthEstimator) -> None:
-    spy = CountingEstimator(estimator)
+    spy = EstimatorSpy(estimator)
     processor = FrameProcessor(spy, ProcessingSettings(input_size=INPUT_SIZE), on_device=False)
     small, large = frames(2), frames(1, 60, 80, seed=1)
     requests = [FrameRequest(small[0], "rgb"), FrameRequest(large[0], "rgb"), FrameRequest(small[1], "rgb"),

@@ -52,6 +52,7 @@ class _Buffers:
     device_out: torch.Tensor  # flat float32: B*H*W depth values, then h*w*3 point coordinates per frame with a camera
     host_out: torch.Tensor  # the same on the host (pinned on CUDA; the same tensor as device_out on the CPU)
     rays: list[tuple[torch.Tensor, torch.Tensor] | None]  # per frame: (ray_x, ray_y), None without a camera
+    layout: list[tuple[int, tuple[int, int, int] | None]]  # per frame: its points' offset in device_out, shape
     graph: torch.cuda.CUDAGraph | None = None
 
 
@@ -148,8 +149,7 @@ class DeviceFramePipeline:
         flat = buffers.host_out.numpy()
         depths = flat[: len(images) * height * width].reshape(len(images), height, width)
         frames = []
-        layout = self._point_layout([c is not None for c in cameras], height, width, stride)
-        for i, (offset, shape) in enumerate(layout):
+        for i, (offset, shape) in enumerate(buffers.layout):
             xyz = None if shape is None else flat[offset: offset + int(np.prod(shape))].reshape(shape)
             frames.append(DeviceFrame(depths[i], xyz, dict(timings)))
         return frames
@@ -181,14 +181,15 @@ class DeviceFramePipeline:
             self._buffers.popitem(last=False)  # free before allocating more
         cuda = self.device.type == "cuda"
         batch = len(cameras)
-        offset, shape = self._point_layout([c is not None for c in cameras], height, width, stride)[-1]
+        layout = self._point_layout([c is not None for c in cameras], height, width, stride)
+        offset, shape = layout[-1]
         size = offset + (0 if shape is None else shape[0] * shape[1] * 3)
         host_in = torch.empty((batch, height, width, 3), dtype=torch.uint8, pin_memory=cuda)
         device_in = torch.empty_like(host_in, device=self.device) if cuda else host_in
         device_out = torch.empty(size, dtype=torch.float32, device=self.device)
         host_out = torch.empty(device_out.shape, dtype=torch.float32, pin_memory=True) if cuda else device_out
         frame_rays = [None if camera is None else rays(camera, stride, self.device) for camera in cameras]
-        self._buffers[key] = _Buffers(key, host_in, device_in, device_out, host_out, frame_rays)
+        self._buffers[key] = _Buffers(key, host_in, device_in, device_out, host_out, frame_rays, layout)
         return self._buffers[key]
 
     @torch.inference_mode()
@@ -208,8 +209,7 @@ class DeviceFramePipeline:
         depth.copy_(F.interpolate(net[:, None].float(), (height, width), mode="bilinear", align_corners=True))
         depth = depth.view(batch, height, width)
         mask_depth_(depth, self.min_depth, self.max_depth)
-        layout = self._point_layout([r is not None for r in buffers.rays], height, width, stride)
-        for i, ((offset, shape), frame_rays) in enumerate(zip(layout, buffers.rays)):
+        for i, ((offset, shape), frame_rays) in enumerate(zip(buffers.layout, buffers.rays)):
             if frame_rays is not None:
                 points = buffers.device_out[offset: offset + shape[0] * shape[1] * 3].view(shape)
                 backproject_(depth[i], frame_rays[0], frame_rays[1], stride, points)

@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass
 from typing import Optional, Union
 
-import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.clock import Clock, ClockType
@@ -56,11 +55,10 @@ class PendingFrame:
 
 @dataclass
 class DecodedFrame:
-    """A frame the worker decoded, with what `FrameProcessor` needs for it."""
+    """A frame the worker decoded: where it came from, and what `FrameProcessor` needs for it (its pixels,
+    color order and camera intrinsics)."""
 
     pending: PendingFrame
-    image: np.ndarray
-    color_order: str
     request: FrameRequest
 
 
@@ -200,7 +198,7 @@ class DepthNode(Node):
             self._frames_failed([channel], error)
             return None
         request = FrameRequest(image, color_order, intrinsics, colorize=want_colored)
-        return DecodedFrame(pending, image, color_order, request)
+        return DecodedFrame(pending, request)
 
     def _reject(self, channel: CameraChannel, error: InputRejected) -> None:
         """Count and say (throttled, per camera and reason) that a frame was refused."""
@@ -213,7 +211,7 @@ class DepthNode(Node):
         """The frame's outputs on its camera's topics, then its latency in that camera's counters."""
         pending = frame.pending
         header: Header = pending.msg.header
-        pending.channel.publish(header, result, frame.image, frame.color_order, settings)
+        pending.channel.publish(header, result, frame.request.image, frame.request.color_order, settings)
         stamp_age = (self.get_clock().now() - Time.from_msg(header.stamp)).nanoseconds * 1e-9
         pending.channel.stats.frame_published(time.monotonic() - pending.received, stamp_age,
                                               result.timings.get("inference"))

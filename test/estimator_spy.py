@@ -1,0 +1,38 @@
+"""A spy on the real DepthEstimator for tests of what calls it: it forwards every call unchanged (not a stand-in)
+and records each one as (batch size, image height x width, input size); `before_call` lets a test hold a call."""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from dav2_ros.model.estimator import DepthEstimator
+
+
+class EstimatorSpy:
+    """Forwards `infer`/`infer_batch` to `inner`, recording `calls`; `batches` is their batch sizes."""
+
+    def __init__(self, inner: DepthEstimator, before_call: Optional[Callable[[int], None]] = None) -> None:
+        self.inner, self.config, self.device = inner, inner.config, inner.device
+        self.calls: list[tuple[int, tuple[int, int], int]] = []
+        self._before_call = before_call
+
+    @property
+    def batches(self) -> list[int]:
+        return [size for size, _, _ in self.calls]
+
+    @property
+    def last_timings(self) -> dict[str, float]:
+        return self.inner.last_timings
+
+    def _record(self, size: int, shape: tuple[int, int], input_size: int) -> None:
+        self.calls.append((size, shape, input_size))
+        if self._before_call is not None:
+            self._before_call(size)
+
+    def infer(self, image, input_size=518, color_order="rgb"):
+        self._record(1, image.shape[:2], input_size)
+        return self.inner.infer(image, input_size, color_order)
+
+    def infer_batch(self, images, input_size=518, color_order="rgb"):
+        self._record(len(images), images[0].shape[:2], input_size)
+        return self.inner.infer_batch(images, input_size, color_order)
