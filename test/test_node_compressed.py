@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
-from node_harness import DdsClient, InProcessNode, cloud_fields, image_array, read_bag, same_header
+from node_harness import DdsClient, InProcessNode, cloud_fields, every, image_array, read_bag, same_header
 
 pytestmark = pytest.mark.ros
 
@@ -20,15 +20,10 @@ COMMON = {"allow_random_weights": True, "input_size": 98, "device": "cpu", "prec
 TIMEOUT_S = 60.0
 
 
-def republishing(publisher, msg, period_s=2.0):
-    """An `on_wait` hook that re-sends `msg` every `period_s` (inputs are best effort)."""
-    last = [time.monotonic()]
-
-    def hook():
-        if time.monotonic() - last[0] > period_s:
-            last[0] = time.monotonic()
-            publisher.publish(msg)
-    return hook
+def republishing(*sends, period_s=2.0):
+    """An `on_wait` hook that re-sends each (publisher, message), in order, every `period_s` (inputs are best
+    effort: an image or a CameraInfo can be lost)."""
+    return every(period_s, lambda: [publisher.publish(msg) for publisher, msg in sends])
 
 
 def test_compressed_input_gives_the_same_depth_as_its_decoded_pixels_raw(bags_dir):
@@ -56,11 +51,11 @@ def test_compressed_input_gives_the_same_depth_as_its_decoded_pixels_raw(bags_di
         jpeg_pub.publish(jpeg)
         raw_pub.publish(raw_image)
         from_jpeg = jpeg_depth.wait_for(lambda m: same_header(m, jpeg), TIMEOUT_S,
-                                        on_wait=republishing(jpeg_pub, jpeg))
+                                        on_wait=republishing((jpeg_pub, jpeg)))
         from_raw = raw_depth.wait_for(lambda m: same_header(m, raw_image), TIMEOUT_S,
-                                      on_wait=republishing(raw_pub, raw_image))
+                                      on_wait=republishing((raw_pub, raw_image)))
         cloud = jpeg_cloud.wait_for(lambda m: same_header(m, jpeg), TIMEOUT_S,
-                                    on_wait=republishing(jpeg_pub, jpeg))
+                                    on_wait=republishing((info_pub, info), (jpeg_pub, jpeg)))
 
     assert (from_jpeg.height, from_jpeg.width) == pixels.shape[:2] == (720, 1280)
     depth_jpeg, depth_raw = image_array(from_jpeg), image_array(from_raw)
@@ -93,14 +88,15 @@ def test_quirky_ros1_bag_produces_depth_and_cloud(bags_dir):
 
         # Before any CameraInfo: depth only (said once in the log), no cloud.
         image_pub.publish(jpeg)
-        first = depth.wait_for(lambda m: same_header(m, jpeg), TIMEOUT_S, on_wait=republishing(image_pub, jpeg))
+        first = depth.wait_for(lambda m: same_header(m, jpeg), TIMEOUT_S, on_wait=republishing((image_pub, jpeg)))
         time.sleep(1.0)  # a cloud would follow the depth image within milliseconds
         assert not points.messages and not depth_info.messages
 
         # CameraInfos with their own stamps: the latest one is used for the next image.
         for info in infos:
             info_pub.publish(info)
-        cloud = points.wait_for(lambda m: same_header(m, jpeg), TIMEOUT_S, on_wait=republishing(image_pub, jpeg))
+        cloud = points.wait_for(lambda m: same_header(m, jpeg), TIMEOUT_S,
+                                on_wait=republishing((info_pub, infos[-1]), (image_pub, jpeg)))
         info_msg = depth_info.wait_for(lambda m: same_header(m, jpeg), TIMEOUT_S)
 
     assert first.encoding == "32FC1" and (first.height, first.width) == (720, 1280)
