@@ -30,7 +30,7 @@ import modes  # noqa: E402
 from dav2_ros.conversions.image_codec import depth_to_image_fields  # noqa: E402
 from dav2_ros.conversions.pointcloud import pointcloud_fields  # noqa: E402
 from dav2_ros.geometry.intrinsics import Intrinsics  # noqa: E402
-from dav2_ros.processing import FrameProcessor, FrameRequest, ProcessingSettings  # noqa: E402
+from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, ProcessingSettings  # noqa: E402
 
 FRAME = ROOT / "test" / "fixtures" / "parity" / "tum_vits_308.npz"  # a real 640x480 frame
 

@@ -50,7 +50,7 @@ from dav2_ros.conversions.image_codec import depth_to_image_fields, image_msg_to
 from dav2_ros.conversions.pointcloud import pointcloud_fields  # noqa: E402
 from dav2_ros.geometry.intrinsics import Intrinsics  # noqa: E402
 from dav2_ros.node.messages import depth_camera_info, image_msg, pointcloud_msg  # noqa: E402
-from dav2_ros.processing import FrameProcessor, ProcessingSettings  # noqa: E402
+from dav2_ros.pipeline.processing import FrameProcessor, ProcessingSettings  # noqa: E402
 
 FRAME_SOURCE = ROOT / "test" / "fixtures" / "parity" / "tum_metric20_vits_518.npz"  # a real 640x480 TUM frame
 FRAMES = {"640x480": (480, 640), "1280x720": (720, 1280)}

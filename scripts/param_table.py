@@ -1,9 +1,9 @@
-"""Prints the node's parameter table (markdown) from dav2_ros.node.settings.PARAM_SPECS, for README.md.
+"""Prints the node's parameter table (markdown) from dav2_ros.pipeline.settings.PARAM_SPECS, for README.md.
 
 test/test_readme.py checks that README.md holds exactly this table, so the README cannot drift from the code.
 """
 
-from dav2_ros.node.settings import PARAM_SPECS
+from dav2_ros.pipeline.settings import PARAM_SPECS
 
 
 def _range(spec) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from dav2_ros.frame_outputs import CloudOptions, frame_outputs
+from dav2_ros.pipeline.frame_outputs import CloudOptions, frame_outputs
 from dav2_ros.geometry.intrinsics import Intrinsics
-from dav2_ros.processing import FrameResult
+from dav2_ros.pipeline.processing import FrameResult
 
 INTRINSICS = Intrinsics(fx=50.0, fy=50.0, cx=3.5, cy=2.5, width=8, height=6)
 

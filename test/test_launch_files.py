@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from dav2_ros.node.settings import SPECS_BY_NAME
+from dav2_ros.pipeline.settings import SPECS_BY_NAME
 
 PROJECT_DIR = pathlib.Path(__file__).resolve().parent.parent
 LAUNCH_DIR = PROJECT_DIR / "launch"

@@ -13,7 +13,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from dav2_ros.model.estimator import DepthEstimator
-from dav2_ros.processing import FrameProcessor
+from dav2_ros.pipeline.processing import FrameProcessor
 from estimator_spy import EstimatorSpy
 from node_harness import DdsClient, InProcessNode, cloud_fields, every, image_array, wait_until
 

@@ -11,7 +11,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from dav2_ros.node.parameters import NodeParameters
-from dav2_ros.node.settings import (
+from dav2_ros.pipeline.settings import (
     PARAM_SPECS,
     NodeSettings,
     SettingsError,

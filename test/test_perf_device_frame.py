@@ -16,7 +16,7 @@ from dav2_ros.geometry.intrinsics import Intrinsics
 from dav2_ros.model.device_frame import DeviceFramePipeline
 from dav2_ros.model.device_geometry import PinholeRays, backproject_, mask_depth_, rays
 from dav2_ros.model.estimator import DepthEstimator
-from dav2_ros.processing import FrameProcessor, ProcessingSettings
+from dav2_ros.pipeline.processing import FrameProcessor, ProcessingSettings
 
 FIXTURE = pathlib.Path(__file__).resolve().parent / "fixtures" / "parity" / "tum_vits_308.npz"
 INPUT_SIZE = 98  # the network's smallest sensible size: these tests check plumbing and arithmetic, not the model

@@ -10,7 +10,7 @@ from conftest import PROJECT_DIR
 
 SCRIPT = """
 import os, sys
-from dav2_ros.node.pipeline import prepare_cpu_runtime
+from dav2_ros.pipeline.builders import prepare_cpu_runtime
 {before}
 took = prepare_cpu_runtime()
 print(took, os.environ.get("OMP_WAIT_POLICY"))

@@ -15,7 +15,7 @@ import pytest
 from dav2_ros.geometry.backproject import backproject
 from dav2_ros.geometry.intrinsics import Intrinsics, IntrinsicsError
 from dav2_ros.conversions.pointcloud import pointcloud_fields
-from dav2_ros.processing import FrameProcessor, ProcessingSettings, cloud_colors
+from dav2_ros.pipeline.processing import FrameProcessor, ProcessingSettings, cloud_colors
 
 
 class ScriptedEstimator:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dav2_ros.conversions.errors import InputRejected
-from dav2_ros.processing import MAX_ASPECT_RATIO, FrameProcessor, ProcessingSettings
+from dav2_ros.pipeline.processing import MAX_ASPECT_RATIO, FrameProcessor, ProcessingSettings
 
 
 class CountingEstimator:

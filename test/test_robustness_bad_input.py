@@ -31,7 +31,7 @@ from std_msgs.msg import Header
 
 from dav2_ros.conversions.errors import MAX_PIXELS, MAX_SIDE
 from dav2_ros.node.depth_node import WARN_PERIOD_S
-from dav2_ros.processing import MAX_ASPECT_RATIO
+from dav2_ros.pipeline.processing import MAX_ASPECT_RATIO
 from robustness_harness import Camera, Diag, NodeRig, counter_delta, stamp_key, to_stamp
 
 pytestmark = pytest.mark.ros

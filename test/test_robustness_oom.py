@@ -161,7 +161,7 @@ _LAST_ERROR_LOG: dict[str, float] = {}
 def test_an_error_in_one_frame_is_counted_said_and_the_next_frame_is_right(live, camera, case, capfd, monkeypatch):
     from dav2_ros.model import device as device_module
     from dav2_ros.node.depth_node import WARN_PERIOD_S
-    from dav2_ros.processing import FrameProcessor
+    from dav2_ros.pipeline.processing import FrameProcessor
     from node_harness import wait_until
 
     make_error, reason, log_pattern = OOM_CASES[case]

@@ -17,13 +17,13 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
-from dav2_ros.frame_outputs import CloudOptions, frame_outputs
+from dav2_ros.pipeline.frame_outputs import CloudOptions, frame_outputs
 from dav2_ros.geometry.intrinsics import Intrinsics, IntrinsicsError, distortion_is_nonzero
 from dav2_ros.node.messages import image_msg, pointcloud_msg
 from dav2_ros.node.rejections import RejectionLog
-from dav2_ros.node.settings import NodeSettings
+from dav2_ros.pipeline.settings import NodeSettings
 from dav2_ros.node.stats import FrameStats
-from dav2_ros.processing import FrameResult
+from dav2_ros.pipeline.processing import FrameResult
 
 
 class CameraChannel:

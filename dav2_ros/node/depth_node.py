@@ -31,13 +31,13 @@ from dav2_ros.conversions.compressed_codec import compressed_msg_to_array
 from dav2_ros.geometry.intrinsics import IntrinsicsError
 from dav2_ros.node.camera_channel import CameraChannel
 from dav2_ros.node.diagnostics import diagnostic_array
-from dav2_ros.node.pipeline import (StartupError, build_estimator, build_processor, describe_estimator,
+from dav2_ros.pipeline.builders import (StartupError, build_estimator, build_processor, describe_estimator,
                                     batches_cameras, prepare_estimator, warm_up, warn_unusable)
 from dav2_ros.node.frame_worker import FrameWorker
 from dav2_ros.node.parameters import NodeParameters
 from dav2_ros.node.rejections import RejectionLog
-from dav2_ros.node.settings import NODE_NAME, NodeSettings, SettingsError
-from dav2_ros.processing import FrameRequest, FrameResult
+from dav2_ros.pipeline.settings import NODE_NAME, NodeSettings, SettingsError
+from dav2_ros.pipeline.processing import FrameRequest, FrameResult
 
 # Seconds between two warnings of the same kind (bad input, bad CameraInfo, internal errors).
 WARN_PERIOD_S = 5.0

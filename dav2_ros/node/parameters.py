@@ -10,7 +10,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from dav2_ros.node.settings import (
+from dav2_ros.pipeline.settings import (
     PARAM_SPECS,
     SPECS_BY_NAME,
     NodeSettings,

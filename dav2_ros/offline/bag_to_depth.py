@@ -24,9 +24,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from dav2_ros.node.pipeline import (StartupError, build_estimator, build_processor, describe_estimator,
+from dav2_ros.pipeline.builders import (StartupError, build_estimator, build_processor, describe_estimator,
                                     prepare_estimator, warm_up, warn_unusable)
-from dav2_ros.node.settings import SettingsError
+from dav2_ros.pipeline.settings import SettingsError
 from dav2_ros.offline.bag_frames import FrameSource
 from dav2_ros.offline.bag_io import BagError, open_reader, ros2_typestore
 from dav2_ros.offline.camera_topics import select_camera

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from dav2_ros.conversions.errors import InputRejected
 from dav2_ros.conversions.image_codec import compressed_msg_to_array, image_msg_to_array
-from dav2_ros.frame_outputs import CloudOptions, frame_outputs
+from dav2_ros.pipeline.frame_outputs import CloudOptions, frame_outputs
 from dav2_ros.geometry.intrinsics import Intrinsics, IntrinsicsError
 from dav2_ros.offline.bag_frames import Frame, FrameSource, Passthrough
 from dav2_ros.offline.bag_messages import (
@@ -31,9 +31,9 @@ if TYPE_CHECKING:
     import numpy as np
     from rosbags.typesys.store import Typestore
 
-    from dav2_ros.node.settings import NodeSettings
+    from dav2_ros.pipeline.settings import NodeSettings
     from dav2_ros.offline.output_bag import OutputBag
-    from dav2_ros.processing import FrameProcessor, FrameResult
+    from dav2_ros.pipeline.processing import FrameProcessor, FrameResult
 
 NO_INFO_IN_BAG = "the bag has no CameraInfo for this camera"
 NO_INFO_YET = "no CameraInfo recorded at or before the frame"

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from dav2_ros.node.settings import SPECS_BY_NAME, NodeSettings, SettingsError, load_params_file
+from dav2_ros.pipeline.settings import SPECS_BY_NAME, NodeSettings, SettingsError, load_params_file
 
 PACKAGE = "dav2_ros"
 DEFAULT_PARAMS_NAME = "depth.yaml"

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dav2_ros.geometry.intrinsics import Intrinsics
-from dav2_ros.node.settings import NodeSettings
-from dav2_ros.processing import FrameProcessor, FrameRequest, ProcessingSettings
+from dav2_ros.pipeline.settings import NodeSettings
+from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, ProcessingSettings
 from dav2_ros.weights.cache import WeightsNotFound, resolve_checkpoint
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ import numpy as np
 from dav2_ros.conversions.camera_info import camera_info_fields
 from dav2_ros.conversions.image_codec import bgr_to_image_fields, depth_to_image_fields
 from dav2_ros.conversions.pointcloud import pointcloud_fields
-from dav2_ros.processing import ColorOrder, FrameResult, cloud_colors
+from dav2_ros.pipeline.processing import ColorOrder, FrameResult, cloud_colors
 
 #: The outputs of a frame, named as the node's topics' last parts (depth/image -> "depth", ...).
 OutputName = Literal["relative", "depth", "depth_info", "points", "colored"]
