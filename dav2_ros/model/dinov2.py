@@ -56,7 +56,9 @@ class DinoVisionTransformer(nn.Module):
         pos_embed = self.pos_embed.float()
         dim = pos_embed.shape[-1]
         side = math.sqrt(stored)
-        rows, cols = height // self.patch_size, width // self.patch_size
+        # int(): under tracing (ONNX / OpenVINO export) shapes are tensors, and interpolate takes numbers only;
+        # the exported graph then holds this input size's embeddings (one static shape per input size).
+        rows, cols = int(height) // self.patch_size, int(width) // self.patch_size
         grid = pos_embed[:, 1:].reshape(1, int(side), int(side), dim).permute(0, 3, 1, 2)
         grid = F.interpolate(
             grid,
