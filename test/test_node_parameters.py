@@ -22,7 +22,7 @@ from dav2_ros.pipeline.settings import (
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parent.parent / "config"
 READ_ONLY = {"encoder", "model_type", "checkpoint", "weights_dir", "device", "precision", "input_transport",
-             "qos.input_depth", "qos.output_reliability", "qos.output_depth"}
+             "qos.input_depth", "qos.input_reliability", "qos.output_reliability", "qos.output_depth"}
 
 
 # ------------------------------------------------------------------------------ ROS-free table checks
@@ -36,6 +36,7 @@ READ_ONLY = {"encoder", "model_type", "checkpoint", "weights_dir", "device", "pr
     ("device", "gpu", "auto, cpu, cuda or cuda:N"),
     ("precision", "int4", "one of auto, fp32, fp16, bf16, int8"),
     ("qos.output_reliability", "sometimes", "reliable, best_effort"),
+    ("qos.input_reliability", "reliable_please", "best_effort, reliable"),
     ("cloud_stride", 0, "[1, 16]"),
     ("max_depth", float("nan"), "finite"),
     ("cameras", "front", "expected a list of camera names"),

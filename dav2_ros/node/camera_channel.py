@@ -74,10 +74,12 @@ class CameraChannel:
                             "points": self.cloud_pub, "colored": self.colored_pub}
 
     def _create_subscriptions(self, settings: NodeSettings, on_image: Callable) -> None:
+        reliability = (ReliabilityPolicy.RELIABLE if settings.qos_input_reliability == "reliable"
+                       else qos_profile_sensor_data.reliability)
         qos = QoSProfile(
             history=HistoryPolicy.KEEP_LAST,
             depth=settings.qos_input_depth,
-            reliability=qos_profile_sensor_data.reliability,
+            reliability=reliability,
             durability=qos_profile_sensor_data.durability,
         )
         overrides = QoSOverridingOptions.with_default_policies()

@@ -102,8 +102,12 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               float_range=(0.0, 1.0e9)),
     ParamSpec("relative_shift", 0.0, "Relative models only: see relative_scale.",
               float_range=(-1.0e9, 1.0e9)),
-    ParamSpec("qos.input_depth", 2, "History depth of the image and camera_info subscriptions (sensor-data QoS: "
-              "best effort, keep last).", read_only=True, int_range=(1, 100, 1)),
+    ParamSpec("qos.input_depth", 2, "History depth of the image and camera_info subscriptions (keep last).",
+              read_only=True, int_range=(1, 100, 1)),
+    ParamSpec("qos.input_reliability", "best_effort", "Reliability of the image and camera_info subscriptions: "
+              "best_effort (sensor-data QoS, matches every publisher) or reliable (large raw images are not lost in "
+              "DDS fragmentation, but a best-effort publisher is not matched).",
+              read_only=True, choices=("best_effort", "reliable")),
     ParamSpec("qos.output_reliability", "reliable", "Reliability of the outputs: reliable (every consumer can "
               "connect) or best_effort.", read_only=True, choices=("reliable", "best_effort")),
     ParamSpec("qos.output_depth", 2, "History depth of the outputs (keep last).", read_only=True,
@@ -158,6 +162,7 @@ class NodeSettings:
     relative_scale: float = 0.0
     relative_shift: float = 0.0
     qos_input_depth: int = 2
+    qos_input_reliability: Reliability = "best_effort"
     qos_output_reliability: Reliability = "reliable"
     qos_output_depth: int = 2
     num_threads: int = 0
