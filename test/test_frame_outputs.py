@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from dav2_ros.pipeline.frame_outputs import CloudOptions, frame_outputs
+import pytest
+
+from dav2_ros.pipeline.frame_outputs import CloudOptions, expected_outputs, frame_outputs
 from dav2_ros.geometry.intrinsics import Intrinsics
 from dav2_ros.pipeline.processing import FrameResult
+from dav2_ros.pipeline.settings import NodeSettings
 
 INTRINSICS = Intrinsics(fx=50.0, fy=50.0, cx=3.5, cy=2.5, width=8, height=6)
 
@@ -61,3 +64,26 @@ def test_cloud_rgb_takes_the_kept_pixels_in_bgr_order():
     assert fields["point_step"] == 32 and (fields["height"], fields["width"]) == (3, 4)
     rgb = np.frombuffer(bytes(fields["data"]), dtype=np.uint8).reshape(3, 4, 32)[..., 16:20]
     assert rgb[0, 0].tolist() == [200, 0, 10, 0]  # packed 0x00RRGGBB, little endian: B, G, R, 0
+
+
+@pytest.mark.parametrize("params, expected", [
+    ({}, ["depth", "depth_info", "points", "colored"]),
+    ({"publish_cloud": False}, ["depth", "depth_info", "colored"]),
+    ({"model_type": "relative"}, ["relative", "colored"]),
+    ({"model_type": "relative", "relative_scale": 0.5}, ["relative", "depth", "depth_info", "points", "colored"]),
+    ({"model_type": "relative", "relative_scale": 0.5, "publish_cloud": False},
+     ["relative", "depth", "depth_info", "colored"]),
+])
+def test_expected_outputs_are_those_the_settings_can_publish(params, expected):
+    """What the start-up line lists: a relative model without relative_scale has no depth/image, depth/camera_info
+    or points; publish_cloud false has no points."""
+    assert list(expected_outputs(NodeSettings.from_params(params))) == expected
+
+
+def test_expected_outputs_cover_what_frame_outputs_yields():
+    """Every output a relative frame without a conversion yields is among the expected ones (and no metric one)."""
+    settings = NodeSettings.from_params({"model_type": "relative"})
+    relative = np.ones((6, 8), dtype=np.float32)
+    colored = np.zeros((6, 8, 3), dtype=np.uint8)
+    yielded = names(frame_outputs(result(relative=relative, colored=colored), colored, "rgb", CloudOptions()))
+    assert set(yielded) <= set(expected_outputs(settings))

@@ -61,3 +61,14 @@ def test_relative_model_publishes_relative_only_until_a_conversion_is_given(bags
     assert valid.mean() > 0.9
     np.testing.assert_allclose(got[valid], expected[valid], rtol=1e-5)
     assert (cloud.height, cloud.width) == (720, 1280)
+
+
+def test_startup_line_lists_only_the_topics_that_will_carry_messages():
+    """A relative model without relative_scale publishes depth/relative (and the preview) only: its start-up line
+    names those and neither depth/image, depth/camera_info nor points."""
+    from node_harness import NodeProcess
+
+    with NodeProcess({**PARAMS, "warmup_width": 64, "warmup_height": 48}, namespace="/dav2_relative_line") as node:
+        line = node.wait_for_output(r"listening on .*; publishing ", 120.0)
+    published = line.split("; publishing ", 1)[1]
+    assert published == ("/dav2_relative_line/depth/relative, /dav2_relative_line/depth/colored (while subscribed)")

@@ -17,7 +17,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
-from dav2_ros.pipeline.frame_outputs import CloudOptions, frame_outputs
+from dav2_ros.pipeline.frame_outputs import CloudOptions, expected_outputs, frame_outputs
 from dav2_ros.geometry.intrinsics import Intrinsics, IntrinsicsError, distortion_is_nonzero
 from dav2_ros.node.messages import image_msg, pointcloud_msg
 from dav2_ros.node.rejections import RejectionLog
@@ -91,11 +91,18 @@ class CameraChannel:
             msg_type, self.topic(topic), lambda msg: on_image(self, msg), qos, qos_overriding_options=overrides)
         self.camera_info_sub = self._node.create_subscription(
             CameraInfo, self.topic("camera_info"), self._on_camera_info, qos, qos_overriding_options=overrides)
-        outputs = [self.depth_pub, self.info_pub, self.cloud_pub, self.colored_pub]
-        outputs += [self.relative_pub] if self.relative_pub is not None else []
         self._node.get_logger().info(
             f"listening on {self.image_sub.topic_name} ({settings.input_transport}) and "
-            f"{self.camera_info_sub.topic_name}; publishing {', '.join(p.topic_name for p in outputs)}")
+            f"{self.camera_info_sub.topic_name}; publishing {self.describe_outputs(settings)}")
+
+    def describe_outputs(self, settings: NodeSettings) -> str:
+        """The topics that carry messages with `settings` (`expected_outputs`), for the log; `depth/colored`
+        is marked as computed only while subscribed."""
+        topics = []
+        for name in expected_outputs(settings):
+            topic = self._publishers[name].topic_name
+            topics.append(f"{topic} (while subscribed)" if name == "colored" else topic)
+        return ", ".join(topics)
 
     # --------------------------------------------------------------------------- CameraInfo
     def _on_camera_info(self, msg: CameraInfo) -> None:

@@ -14,10 +14,25 @@ from dav2_ros.conversions.camera_info import camera_info_fields
 from dav2_ros.conversions.image_codec import bgr_to_image_fields, depth_to_image_fields
 from dav2_ros.conversions.pointcloud import pointcloud_fields
 from dav2_ros.pipeline.processing import ColorOrder, FrameResult, cloud_colors
+from dav2_ros.pipeline.settings import NodeSettings
 
 #: The outputs of a frame, named as the node's topics' last parts (depth/image -> "depth", ...).
 OutputName = Literal["relative", "depth", "depth_info", "points", "colored"]
 OUTPUT_NAMES: tuple[OutputName, ...] = ("relative", "depth", "depth_info", "points", "colored")
+
+
+def expected_outputs(settings: NodeSettings) -> tuple[OutputName, ...]:
+    """The outputs that can carry messages with these settings (in `frame_outputs`' order): what the node's
+    start-up line lists. `depth_info` and `points` also need a CameraInfo, `colored` a subscriber."""
+    names: list[OutputName] = []
+    if settings.model_type == "relative":
+        names.append("relative")
+    if settings.publishes_metric_depth:
+        names += ["depth", "depth_info"]
+        if settings.publish_cloud:
+            names.append("points")
+    names.append("colored")
+    return tuple(names)
 
 
 @dataclass(frozen=True)
