@@ -21,6 +21,7 @@ from dav2_ros.pipeline.frame_outputs import CloudOptions, expected_outputs, fram
 from dav2_ros.geometry.intrinsics import Intrinsics, IntrinsicsError, distortion_is_nonzero
 from dav2_ros.node.messages import image_msg, pointcloud_msg
 from dav2_ros.node.rejections import RejectionLog
+from dav2_ros.node.sparse_input import SparseInput
 from dav2_ros.pipeline.settings import NodeSettings
 from dav2_ros.node.stats import FrameStats
 from dav2_ros.pipeline.processing import FrameResult
@@ -50,6 +51,7 @@ class CameraChannel:
         self._camera_info: Optional[CameraInfo] = None
         self._create_publishers(settings)
         self._create_subscriptions(settings, on_image)
+        self.sparse = SparseInput(node, self.topic, name, settings, warnings) if settings.sparse_input != "off" else None
 
     # ----------------------------------------------------------------------------- topics
     def topic(self, relative: str) -> str:

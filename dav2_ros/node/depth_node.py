@@ -140,8 +140,9 @@ class DepthNode(Node):
         for channel in self._channels:
             dropped = self._worker.slot.dropped_by_key.get(channel.name, 0) if self._worker is not None else 0
             snapshots[channel.name] = channel.stats.snapshot(dropped)
+        extra = {channel.name: channel.sparse.diagnostics() for channel in self._channels if channel.sparse}
         self._diagnostics_pub.publish(diagnostic_array(
-            header, self.get_fully_qualified_name(), self._model_info["device"], snapshots, self._model_info))
+            header, self.get_fully_qualified_name(), self._model_info["device"], snapshots, self._model_info, extra))
 
     # ------------------------------------------------------------------------ worker thread
     def _process_frames(self, frames: list[PendingFrame]) -> None:
@@ -197,7 +198,8 @@ class DepthNode(Node):
         except Exception as error:  # noqa: BLE001 -- this frame only
             self._frames_failed([channel], error)
             return None
-        request = FrameRequest(image, color_order, intrinsics, colorize=want_colored)
+        align = channel.sparse.align_for(msg.header, width, height, intrinsics, settings) if channel.sparse else None
+        request = FrameRequest(image, color_order, intrinsics, colorize=want_colored, align=align)
         return DecodedFrame(pending, request)
 
     def _reject(self, channel: CameraChannel, error: InputRejected) -> None:

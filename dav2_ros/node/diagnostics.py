@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from std_msgs.msg import Header
@@ -18,14 +18,16 @@ def _fmt(value: float | None, unit: str = "") -> str:
 
 
 def diagnostic_array(header: Header, node_name: str, hardware_id: str, snapshots: Mapping[str, StatsSnapshot],
-                     model: dict[str, str]) -> DiagnosticArray:
-    """One DiagnosticStatus per camera (name "" = the single camera of a one-camera node)."""
+                     model: dict[str, str], extra: Mapping[str, Sequence[tuple[str, str]]] = {}) -> DiagnosticArray:
+    """One DiagnosticStatus per camera (name "" = the single camera of a one-camera node); `extra`: more
+    (key, value) pairs per camera (the sparse depth alignment's)."""
     return DiagnosticArray(header=header, status=[
-        camera_status(node_name, camera, hardware_id, snapshot, model) for camera, snapshot in snapshots.items()])
+        camera_status(node_name, camera, hardware_id, snapshot, model, extra.get(camera, ()))
+        for camera, snapshot in snapshots.items()])
 
 
 def camera_status(node_name: str, camera: str, hardware_id: str, snapshot: StatsSnapshot,
-                  model: dict[str, str]) -> DiagnosticStatus:
+                  model: dict[str, str], extra: Sequence[tuple[str, str]] = ()) -> DiagnosticStatus:
     """One camera's status; WARN when its input stalls or its frames are being rejected."""
     level, message = DiagnosticStatus.OK, "publishing"
     if snapshot.frames_in == 0:
@@ -49,6 +51,7 @@ def camera_status(node_name: str, camera: str, hardware_id: str, snapshot: Stats
     ]
     values += [(f"rejected.{reason}", str(count)) for reason, count in sorted(snapshot.rejected.items())]
     values += [(f"cloud_skipped.{reason}", str(count)) for reason, count in sorted(snapshot.cloud_skipped.items())]
+    values += list(extra)
     values += sorted(model.items())
     return DiagnosticStatus(
         level=level,

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import InitVar, dataclass, field
-from typing import Literal, Protocol, Union
+from typing import Literal, Optional, Protocol, Union
 
 import numpy as np
 
@@ -136,14 +136,21 @@ class FrameResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+#: ``align(output) -> conversion | None`` of a frame (a sparse depth fit, ``pipeline.sparse_alignment``): relative
+#: models: metric inverse depth = ``scale * output + shift`` for ``(scale, shift)``, None: no metric depth; metric
+#: models: depth x ``scale`` for ``(scale, 0)``, None: unchanged. It replaces ``relative_scale``/``relative_shift``.
+Align = Callable[[np.ndarray], Optional[tuple[float, float]]]
+
+
 @dataclass(frozen=True)
 class FrameRequest:
-    """One frame for ``FrameProcessor.process_batch``: the arguments of ``process``."""
+    """One frame for ``FrameProcessor.process_batch``: the arguments of ``process``, and the frame's ``align``."""
 
     image: np.ndarray
     color_order: ColorOrder
     intrinsics: Intrinsics | None = None
     colorize: bool | None = None
+    align: Align | None = None
 
 
 #: What ``process_batch`` gives per frame: its result, or why it was refused (``InputRejected``/``IntrinsicsError``).
@@ -280,10 +287,10 @@ class FrameProcessor:
             outputs = self.estimator.infer_batch(images, input_size=settings.input_size, color_order=color_order)
         batch_timings = {key: float(value) for key, value in self.estimator.last_timings.items()}
         results = []
-        for output, depth_intrinsics in zip(outputs, intrinsics):
+        for output, depth_intrinsics, request in zip(outputs, intrinsics, requests):
             timings = dict(batch_timings, batch_size=float(len(images)))
             stage = time.perf_counter()
-            depth, relative = self._depth_from(output)
+            depth, relative = self._depth_from(output, request.align)
             timings["depth"] = time.perf_counter() - stage
 
             xyz = None
@@ -310,27 +317,53 @@ class FrameProcessor:
         frames = self._device_path.run_batch([r.image for r in requests], settings.input_size, color_order, cameras,
                                              settings.cloud_stride)
         results = []
-        for frame, depth_intrinsics in zip(frames, intrinsics):
+        for frame, depth_intrinsics, request in zip(frames, intrinsics, requests):
             timings = {"preprocess": frame.timings["upload"], "inference": frame.timings["device"],
                        "postprocess": frame.timings["download"], "depth": 0.0, "cloud": 0.0,
                        "batch_size": float(len(frames))}
+            if request.align is not None:  # the sparse scale correction, after the device work (in place)
+                stage = time.perf_counter()
+                self._rescale(frame.depth, frame.xyz, request.align(frame.depth))
+                timings["depth"] = time.perf_counter() - stage
             results.append(FrameResult(frame.depth, None, depth_intrinsics, frame.xyz, None, timings))
         return results
 
-    def _depth_from(self, output: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """(metric depth with NaN outside the validity range, relative inverse depth) from the network output."""
+    def _depth_from(self, output: np.ndarray, align: Align | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(metric depth with NaN outside the validity range, relative inverse depth) from the network output;
+        ``align`` gives the frame's conversion (else ``relative_scale``/``relative_shift``)."""
         settings = self.settings
         output = np.asarray(output, dtype=np.float32)
         if self.is_metric_model:
             max_depth = settings.max_valid_depth or float(self.estimator.config.max_depth)
-            return depth_range_mask(output, settings.min_depth, max_depth), None  # a copy: infer's array stays intact
-        if settings.relative_scale is None:
+            depth = depth_range_mask(output, settings.min_depth, max_depth)  # a copy: infer's array stays intact
+            if align is not None:  # the scale correction on the masked depth, as on the device path
+                self._rescale(depth, None, align(depth))
+            return depth, None
+        scale, shift = settings.relative_scale, settings.relative_shift
+        if align is not None:
+            scale, shift = align(output) or (None, 0.0)
+        if scale is None:
             return None, output
-        inverse = np.float32(settings.relative_scale) * output + np.float32(settings.relative_shift)
+        inverse = np.float32(scale) * output + np.float32(shift)
         with np.errstate(divide="ignore", invalid="ignore"):
             depth = np.where(inverse > 0, np.float32(1.0) / inverse, np.float32(np.nan)).astype(np.float32)
         max_depth = settings.max_valid_depth if settings.max_valid_depth is not None else math.inf
         return depth_range_mask(depth, settings.min_depth, max_depth, inplace=True), output
+
+    def _rescale(self, depth: np.ndarray, xyz: np.ndarray | None, conversion: tuple[float, float] | None) -> None:
+        """A metric model's scale correction in place: depth and points x factor, then the validity range again."""
+        if conversion is None or conversion[0] == 1.0:
+            return
+        factor = np.float32(conversion[0])
+        depth *= factor
+        max_depth = self.settings.max_valid_depth or float(self.estimator.config.max_depth)
+        with np.errstate(invalid="ignore"):
+            outside = (depth < self.settings.min_depth) | (depth > max_depth)
+        depth[outside] = np.nan
+        if xyz is not None:
+            xyz *= factor
+            stride = self.settings.cloud_stride
+            xyz[np.isnan(depth[::stride, ::stride])] = np.nan
 
     def _colorize(self, depth: np.ndarray | None, relative: np.ndarray | None) -> np.ndarray:
         """The preview: metric depth over the fixed validity range (near = warm); else relative over its percentiles."""

@@ -23,6 +23,7 @@ InputTransport = Literal["raw", "compressed"]
 Reliability = Literal["reliable", "best_effort"]
 CompileChoice = Literal["off", "default", "reduce-overhead", "max-autotune"]
 BatchChoice = Literal["auto", "on", "off"]
+SparseInput = Literal["off", "depth", "points"]
 
 ParamValue = Union[bool, int, float, str, tuple[str, ...]]
 
@@ -102,6 +103,26 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               float_range=(0.0, 1.0e9)),
     ParamSpec("relative_shift", 0.0, "Relative models only: see relative_scale.",
               float_range=(-1.0e9, 1.0e9)),
+    ParamSpec("sparse.input", "off", "Metric scale from a sparse depth sensor, per camera: off; depth = read "
+              "`sparse_depth` (sensor_msgs/Image 32FC1 meters or 16UC1 millimeters, registered to the camera image: "
+              "same frame_id, same size or the same aspect ratio); points = read `sparse_points` (PointCloud2 in the "
+              "camera's optical frame). Relative models: each frame's scale and shift are fitted to it (robustly, in "
+              "inverse depth); metric models: a scale correction only with sparse.metric_correction.",
+              read_only=True, choices=("off", "depth", "points")),
+    ParamSpec("sparse.max_age", 0.5, "Seconds: the sparse message closest in stamp to the image is used only if "
+              "its stamp is at most this far from the image's.", float_range=(0.0, 60.0)),
+    ParamSpec("sparse.min_points", 30, "Fewest valid sparse points (and inliers) a fit needs.",
+              int_range=(3, 1000000, 1)),
+    ParamSpec("sparse.inlier_threshold", 0.1, "Relative depth error above which a sparse point is an outlier "
+              "(0.1 = 10 %).", float_range=(0.001, 1.0)),
+    ParamSpec("sparse.smoothing", 0.3, "Weight of the previous fit when a new one agrees with it within 5 % (a "
+              "larger change replaces it at once): at most smoothing x 5 % of lag. 0 = each frame's own fit.",
+              float_range=(0.0, 0.95)),
+    ParamSpec("sparse.hold", 1.0, "Seconds (of stamp time) the last good fit stands in for frames without one; "
+              "after that relative_scale/relative_shift (0: depth/relative only), or a metric model's own scale.",
+              float_range=(0.0, 3600.0)),
+    ParamSpec("sparse.metric_correction", False, "Metric models: correct the model's scale (scale only) with the "
+              "sparse depths of sparse.input. Off: the sparse input is not used by metric models."),
     ParamSpec("qos.input_depth", 2, "History depth of the image and camera_info subscriptions (keep last).",
               read_only=True, int_range=(1, 100, 1)),
     ParamSpec("qos.input_reliability", "best_effort", "Reliability of the image and camera_info subscriptions: "
@@ -161,6 +182,13 @@ class NodeSettings:
     cloud_rgb: bool = False
     relative_scale: float = 0.0
     relative_shift: float = 0.0
+    sparse_input: SparseInput = "off"
+    sparse_max_age: float = 0.5
+    sparse_min_points: int = 30
+    sparse_inlier_threshold: float = 0.1
+    sparse_smoothing: float = 0.3
+    sparse_hold: float = 1.0
+    sparse_metric_correction: bool = False
     qos_input_depth: int = 2
     qos_input_reliability: Reliability = "best_effort"
     qos_output_reliability: Reliability = "reliable"
@@ -206,8 +234,9 @@ class NodeSettings:
 
     @property
     def publishes_metric_depth(self) -> bool:
-        """Metric models always; relative models only with a conversion (relative_scale != 0)."""
-        return self.model_type == "metric" or self.relative_scale != 0.0
+        """Metric models always; relative models only with a conversion (relative_scale != 0, or a sparse depth
+        input that fits one per frame)."""
+        return self.model_type == "metric" or self.relative_scale != 0.0 or self.sparse_input != "off"
 
 
 class SettingsError(ValueError):
