@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from dav2_ros.offline.bag_io import read_messages
+from dav2_ros.pipeline.sparse_alignment import SparseBuffer
 
 if TYPE_CHECKING:
     from rosbags.interfaces import Connection
@@ -29,6 +30,7 @@ class Frame:
     timestamp: int  # bag time, ns
     raw: bytes | memoryview
     camera_info: object | None
+    sparse: SparseBuffer | None = None  # the sparse depth messages read so far (with a sparse topic)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,13 +45,18 @@ class Passthrough:
 class FrameSource:
     """Iterates a bag's frames (and, with `copy_input`, every input message) in bag-time order."""
 
-    def __init__(self, reader: Reader, camera: CameraTopics, typestore: Typestore, copy_input: bool) -> None:
-        """Read `camera.image` frames; `copy_input` also yields every message as `Passthrough`."""
+    def __init__(self, reader: Reader, camera: CameraTopics, typestore: Typestore, copy_input: bool,
+                 sparse: Connection | None = None) -> None:
+        """Read `camera.image` frames; `copy_input` also yields every message as `Passthrough`; the messages of
+        `sparse` (a sparse depth topic) go into `sparse_buffer` as they are read (those recorded up to a frame)."""
         self._reader = reader
         self._camera = camera
         self._typestore = typestore
         self._copy_input = copy_input
+        self._sparse = sparse
+        self.sparse_buffer = SparseBuffer()
         self.undecodable_camera_infos = 0
+        self.undecodable_sparse = 0
 
     @property
     def frame_count(self) -> int:
@@ -60,14 +67,16 @@ class FrameSource:
         """Yield items in bag-time order; frames wait until every message of their timestamp is seen."""
         image_id = self._camera.image.id
         info_id = self._camera.info.id if self._camera.info is not None else None
-        wanted = [c for c in self._reader.connections if self._copy_input or c.id in (image_id, info_id)]
+        sparse_id = self._sparse.id if self._sparse is not None else None
+        wanted = [c for c in self._reader.connections if self._copy_input or c.id in (image_id, info_id, sparse_id)]
         latest_info: object | None = None
+        sparse = self.sparse_buffer if self._sparse is not None else None
         pending: list[tuple[int, bytes | memoryview]] = []
         index = 0
         for connection, timestamp, raw in read_messages(self._reader, wanted):
             if pending and timestamp > pending[0][0]:
                 for stamp, data in pending:
-                    yield Frame(index, stamp, data, latest_info)
+                    yield Frame(index, stamp, data, latest_info, sparse)
                     index += 1
                 pending.clear()
             if self._copy_input:
@@ -76,9 +85,19 @@ class FrameSource:
                 pending.append((timestamp, raw))
             elif connection.id == info_id:
                 latest_info = self._decode_info(raw) or latest_info
+            elif connection.id == sparse_id:
+                self._add_sparse(raw)
         for stamp, data in pending:
-            yield Frame(index, stamp, data, latest_info)
+            yield Frame(index, stamp, data, latest_info, sparse)
             index += 1
+
+    def _add_sparse(self, raw: bytes | memoryview) -> None:
+        """Decode a sparse depth message into the buffer; a damaged one is counted and ignored."""
+        assert self._sparse is not None
+        try:
+            self.sparse_buffer.add(self._typestore.deserialize_cdr(raw, self._sparse.msgtype))
+        except Exception:  # noqa: BLE001  (any decode failure means "this message is damaged")
+            self.undecodable_sparse += 1
 
     def _decode_info(self, raw: bytes | memoryview) -> object | None:
         """Decode a CameraInfo; a damaged one is counted and ignored (the previous one stays)."""

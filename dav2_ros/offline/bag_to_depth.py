@@ -1,6 +1,6 @@
 """bag_to_depth: run Depth Anything V2 on every camera frame of a rosbag2 and write the depth outputs.
 
-    bag_to_depth INPUT [-o OUTPUT] [--image-topic T] [--info-topic T] [--copy-input] [--colored]
+    bag_to_depth INPUT [-o OUTPUT] [--image-topic T] [--info-topic T] [--sparse-topic T] [--copy-input] [--colored]
                  [--params-file config/depth.yaml] [--encoder vits] [--input-size 518] ...
 
 Reads MCAP or SQLite3 bags (folder or single file) with `rosbags`, writes a new rosbag2 (MCAP, or
@@ -33,7 +33,12 @@ from dav2_ros.offline.camera_topics import select_camera
 from dav2_ros.offline.converter import BagConverter, OutputTopics
 from dav2_ros.offline.output_bag import OutputBag, prepare_output
 from dav2_ros.offline.run_summary import RunStats, format_summary
+from dav2_ros.offline.sparse_topic import select_sparse
 from dav2_ros.offline.tool_settings import default_params_file, load_settings
+from dav2_ros.pipeline.sparse_alignment import SparseAligner, SparseOptions, SparseRejected
+
+# bag_to_depth has no tf2 (no live transform tree); a cloud must be in the camera's optical frame.
+NO_TRANSFORM = "bag_to_depth cannot transform clouds (no tf2 tree offline): record or convert it in the camera frame"
 
 PROG = "bag_to_depth"
 EXIT_ERROR = 1
@@ -55,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output bag")
     p.add_argument("--image-topic", help="camera topic, sensor_msgs/Image or CompressedImage (default: the only one)")
     p.add_argument("--info-topic", help="CameraInfo topic (default: <camera ns>/camera_info, else the only one)")
+    p.add_argument("--sparse-topic", help="sparse depth for a per-frame metric scale fit: a registered depth Image "
+                   "(32FC1 m / 16UC1 mm) or a PointCloud2 in the camera frame (default with sparse.input set: "
+                   "<camera ns>/sparse_depth or sparse_points)")
     p.add_argument("--output-ns", help="namespace of the output topics (default: the camera's, e.g. /camera)")
     p.add_argument("--copy-input", action="store_true", help="also copy every input message to the output")
     p.add_argument("--colored", action="store_true", help="also write <ns>/depth/colored (bgr8 preview)")
@@ -127,6 +135,9 @@ def run(args: argparse.Namespace) -> int:
     output = args.output if args.output is not None else default_output(args.input)
     with contextlib.closing(open_reader(args.input)) as reader:
         camera = select_camera(reader, typestore, args.image_topic, args.info_topic, args.output_ns)
+        sparse = select_sparse(reader, camera.namespace, args.sparse_topic, settings.sparse_input)
+        if sparse is not None and settings.sparse_input != sparse[1]:
+            settings = settings.with_params({"sparse.input": sparse[1]})
         prepare_output(output, args.input, args.overwrite)
         estimator, weights = build_estimator(settings, LOG)
         prepare_estimator(estimator, settings, LOG)
@@ -134,13 +145,15 @@ def run(args: argparse.Namespace) -> int:
         model = describe_estimator(estimator, settings, weights)
         processor = build_processor(estimator, settings)
         warm_up(processor, settings)  # so the first frame's latency is not one-time setup
-        source = FrameSource(reader, camera, typestore, copy_input=args.copy_input)
+        source = FrameSource(reader, camera, typestore, copy_input=args.copy_input,
+                             sparse=sparse[0] if sparse is not None else None)
+        aligner = _sparse_aligner(sparse)
         stats = RunStats(frames_in_bag=source.frame_count)
         progress = tqdm(total=source.frame_count, unit="frame", desc=PROG, disable=args.no_progress,
                         file=sys.stderr, dynamic_ncols=True)
         out = OutputBag(output, args.storage, typestore)
         converter = BagConverter(processor, settings, camera, out, typestore,
-                                 OutputTopics.under(camera.namespace), colorize=args.colored)
+                                 OutputTopics.under(camera.namespace), colorize=args.colored, sparse=aligner)
         try:
             with StopRequest().installed() as stop:
                 converter.run(source, stats, on_frame=lambda: progress.update(1), stop_requested=lambda: stop.requested)
@@ -160,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
     if not settings.publishes_metric_depth:
         header.append("note:     relative model without relative_scale: only <ns>/depth/relative (unitless inverse "
                       "depth) is written; depth/image, depth/camera_info and points need relative_scale")
+    if aligner is not None:
+        header.append(_sparse_line(aligner, settings, stats.frames_read, source.undecodable_sparse))
     if source.undecodable_camera_infos:
         header.append(f"warning:  {source.undecodable_camera_infos} CameraInfo message(s) did not decode "
                       "and were skipped")
@@ -168,6 +183,10 @@ def run(args: argparse.Namespace) -> int:
         summary = {**stats.to_dict(), "output": str(output), "topics": out.counts, "namespace": camera.namespace,
                    "image_topic": camera.image.topic, "info_topic": camera.info.topic if camera.info else None,
                    "info_note": camera.info_note, "model": model}
+        if aligner is not None:
+            status = aligner.status()
+            summary["sparse"] = {"topic": aligner.topic, "kind": aligner.kind, "frames_fitted": status.frames_fitted,
+                                 "rejected": dict(status.rejected), "last": dict(status.items())}
         args.summary_json.write_text(json.dumps(summary, indent=2) + "\n")
     if stats.interrupted:
         return EXIT_INTERRUPTED
@@ -179,6 +198,33 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_ERROR
     return 0
+
+
+def _sparse_aligner(sparse: tuple[Any, str] | None) -> SparseAligner | None:
+    """The metric-scale fit to the sparse topic; each reason a frame's sparse depth is not used is said once."""
+    if sparse is None:
+        return None
+    said: set[str] = set()
+
+    def problem(error: SparseRejected) -> None:
+        if error.reason not in said:
+            said.add(error.reason)
+            LOG.warning("sparse depth not used (%s): %s (said once; counted in the summary)", error.reason,
+                        error.detail)
+    return SparseAligner(sparse[1], sparse[0].topic, None, NO_TRANSFORM, problem)
+
+
+def _sparse_line(aligner: SparseAligner, settings: Any, frames: int, undecodable: int) -> str:
+    """The summary line of the sparse fit."""
+    status = aligner.status()
+    if not SparseOptions.from_settings(settings).applies_to(settings.model_type):
+        return (f"sparse:   {aligner.topic} NOT used: a metric model needs sparse.metric_correction true "
+                "(--param sparse.metric_correction=true)")
+    rejected = ", ".join(f"{reason}={count}" for reason, count in sorted(status.rejected.items())) or "none"
+    damaged = f"; {undecodable} message(s) did not decode" if undecodable else ""
+    return (f"sparse:   {aligner.topic} ({aligner.kind}): {status.frames_fitted} of {frames} frames fitted "
+            f"(last: {status.inliers} of {status.points} points inliers, residual {status.residual:.4f}); "
+            f"not used: {rejected}{damaged}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,6 +26,8 @@ from dav2_ros.offline.bag_messages import (
 from dav2_ros.offline.bag_io import CAMERA_INFO_TYPE, IMAGE_TYPE
 from dav2_ros.offline.camera_topics import CameraTopics, join_topic
 from dav2_ros.offline.run_summary import RunStats
+from dav2_ros.pipeline.sparse_alignment import (FrameContext, SparseAligner, SparseOptions, fixed_conversion,
+                                                stamp_seconds)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
 
     from dav2_ros.pipeline.settings import NodeSettings
     from dav2_ros.offline.output_bag import OutputBag
-    from dav2_ros.pipeline.processing import FrameProcessor, FrameResult
+    from dav2_ros.pipeline.processing import Align, FrameProcessor, FrameResult
 
 NO_INFO_IN_BAG = "the bag has no CameraInfo for this camera"
 NO_INFO_YET = "no CameraInfo recorded at or before the frame"
@@ -73,8 +75,11 @@ class BagConverter:
         typestore: Typestore,
         topics: OutputTopics,
         colorize: bool = False,
+        sparse: SparseAligner | None = None,
     ) -> None:
-        """Set up the loop (`settings`: the node's, for the cloud options); nothing runs until `run`."""
+        """Set up the loop (`settings`: the node's, for the cloud and sparse options; `sparse`: the metric-scale
+        fit to a sparse depth topic, fed by the FrameSource's `sparse_buffer`); nothing runs until `run`."""
+        self._sparse = sparse
         self._processor = processor
         self._settings = settings
         self._camera = camera
@@ -129,12 +134,26 @@ class BagConverter:
             return
         intrinsics = self._intrinsics(frame, image.shape[1], image.shape[0], stats)
         try:
-            result = self._processor.process(image, color_order, intrinsics, colorize=self._colorize)
+            result = self._processor.process(image, color_order, intrinsics, colorize=self._colorize,
+                                             align=self._align(msg.header, image, intrinsics, frame))
         except InputRejected as exc:  # e.g. an image the model cannot take
             stats.failures[exc.reason] += 1
             return
         stats.record_frame(time.perf_counter() - started, result.timings)
         self._write(msg.header, frame.timestamp, result, image, color_order, stats)
+
+    def _align(self, header: object, image: np.ndarray, intrinsics: Intrinsics | None, frame: Frame) -> Align | None:
+        """The frame's sparse depth fit (as the node's `SparseInput.align_for`), or None without a sparse topic."""
+        settings = self._settings
+        options = SparseOptions.from_settings(settings)
+        if self._sparse is None or frame.sparse is None or not options.applies_to(settings.model_type):
+            return None
+        stamp = stamp_seconds(header.stamp)  # type: ignore[attr-defined]
+        context = FrameContext(stamp, header.frame_id, image.shape[1], image.shape[0],  # type: ignore[attr-defined]
+                               intrinsics, frame.sparse.closest(stamp))
+        aligner = self._sparse
+        return lambda output: aligner.conversion(output, context, options, settings.model_type == "metric",
+                                                 fixed_conversion(settings))
 
     def _intrinsics(self, frame: Frame, width: int, height: int, stats: RunStats) -> Intrinsics | None:
         """The CameraInfo's intrinsics at the image's size (as the node scales them), or None with the

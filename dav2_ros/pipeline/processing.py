@@ -208,6 +208,7 @@ class FrameProcessor:
         color_order: ColorOrder,
         intrinsics: Intrinsics | None = None,
         colorize: bool | None = None,
+        align: Align | None = None,
     ) -> FrameResult:
         """Depth (and cloud, preview) for one HxWx3 uint8 image; the depth has the image's size.
 
@@ -217,6 +218,7 @@ class FrameProcessor:
             intrinsics: the camera's intrinsics at any resolution of the same aspect ratio (they are
                 scaled to the image), or None: no cloud and no ``depth_intrinsics``.
             colorize: compute ``colored``; None uses ``settings.colorize``.
+            align: this frame's conversion from a sparse depth fit (``FrameRequest.align``).
 
         Raises:
             InputRejected: ``bad_aspect``, an image more elongated than ``MAX_ASPECT_RATIO`` (the
@@ -224,7 +226,7 @@ class FrameProcessor:
             IntrinsicsError: the intrinsics cannot be scaled to the image (``aspect_mismatch``).
             Both are raised before inference, so a refused frame costs nothing.
         """
-        outcome = self.process_batch([FrameRequest(image, color_order, intrinsics, colorize)])[0]
+        outcome = self.process_batch([FrameRequest(image, color_order, intrinsics, colorize, align)])[0]
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
