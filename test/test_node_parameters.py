@@ -92,6 +92,11 @@ def test_inconsistent_combinations_are_refused():
         NodeSettings.from_params({"compile": "default", "precision": "int8"})
     with pytest.raises(SettingsError, match="reduce-overhead already captures CUDA graphs"):
         NodeSettings.from_params({"compile": "reduce-overhead", "cuda_graphs": True})
+    # max-autotune turns on inductor's CUDA graphs too (torch._inductor.list_mode_options): a graph in our graph
+    with pytest.raises(SettingsError, match="max-autotune already captures CUDA graphs"):
+        NodeSettings.from_params({"compile": "max-autotune", "cuda_graphs": True})
+    assert NodeSettings.from_params({"compile": "default", "cuda_graphs": True}).cuda_graphs
+    assert NodeSettings.from_params({"compile": "max-autotune"}).compile == "max-autotune"
     assert NodeSettings.from_params({"cameras": ["front", "rear"]}).cameras == ("front", "rear")
     relative = NodeSettings.from_params({"model_type": "relative", "relative_scale": 0.5})
     assert relative.publishes_metric_depth and not NodeSettings(model_type="relative").publishes_metric_depth

@@ -144,10 +144,12 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               "is done); auto = on with CUDA, off on the CPU (where batching measured no faster, "
               "docs/performance.md).", read_only=True, choices=("auto", "on", "off")),
     ParamSpec("compile", "off", "torch.compile the network at start (compiled during the warm-up; minutes on a "
-              "small CPU, and no faster there). reduce-overhead adds CUDA graphs on CUDA.",
+              "small CPU, and no faster there). reduce-overhead and max-autotune add inductor's CUDA graphs on CUDA (so "
+              "neither goes with cuda_graphs).",
               read_only=True, choices=("off", "default", "reduce-overhead", "max-autotune")),
     ParamSpec("cuda_graphs", False, "CUDA only: capture the whole on-device frame (preprocessing, network, "
-              "upsampling, cloud) as a CUDA graph per frame size and replay it. Ignored, with a warning, on the CPU.",
+              "upsampling, cloud) as a CUDA graph per frame size and replay it. Ignored, with a warning, on the CPU. Not "
+              "with compile reduce-overhead or max-autotune (their own CUDA graphs).",
               read_only=True),
     ParamSpec("warmup_width", 640, "Width of the gray frame run through the whole pipeline at start, so the first "
               "camera frame pays no one-time setup (set it to the camera's size when compile or cuda_graphs is on).",
@@ -314,8 +316,11 @@ def check_consistency(settings: NodeSettings) -> Optional[str]:
         return "relative_scale/relative_shift apply to relative models only (model_type is metric)"
     if settings.compile != "off" and settings.precision == "int8":
         return "compile does not apply to precision int8 (its quantized layers break the graph): use one of them"
-    if settings.compile == "reduce-overhead" and settings.cuda_graphs:
-        return "compile reduce-overhead already captures CUDA graphs: set cuda_graphs false, or compile default"
+    if settings.compile in ("reduce-overhead", "max-autotune") and settings.cuda_graphs:
+        # Both modes turn on inductor's own CUDA graphs (torch._inductor.list_mode_options): a graph recorded
+        # inside our capture of the whole frame, which CUDA refuses or records wrongly.
+        return (f"compile {settings.compile} already captures CUDA graphs (inductor's own): set cuda_graphs false, "
+                "or compile default")
     return None
 
 
