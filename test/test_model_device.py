@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dav2_ros.model.device import cpu_has_native_bf16, resolve_device, resolve_precision, torch_dtype
+from dav2_ros.model.device import cpu_has_native_bf16, is_out_of_memory, resolve_device, resolve_precision, torch_dtype
 
 HAS_CUDA = torch.cuda.is_available()
 
@@ -62,3 +62,22 @@ def test_explicit_precisions_on_cpu() -> None:
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA device")
 def test_precision_auto_on_cuda_is_fp16() -> None:
     assert resolve_precision("auto", torch.device("cuda")) == "fp16"
+
+
+@pytest.mark.parametrize("text", [
+    # cublasCreate on a thread's first matmul reports a failed allocation as NOT_INITIALIZED (torch's message)
+    "CUDA error: CUBLAS_STATUS_NOT_INITIALIZED when calling `cublasCreate(handle)`",
+    "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`",
+    "cuDNN error: CUDNN_STATUS_ALLOC_FAILED",
+    "CUDA out of memory. Tried to allocate 2.00 GiB",
+    "DefaultCPUAllocator: can't allocate memory: you tried to allocate 96636764160 bytes",
+], ids=["cublas-not-initialized", "cublas-alloc", "cudnn-alloc", "caching-allocator", "cpu-allocator"])
+def test_allocation_failures_of_the_cuda_libraries_count_as_out_of_memory(text: str) -> None:
+    assert is_out_of_memory(RuntimeError(text))
+    assert not is_out_of_memory(ValueError(text))  # only runtime failures, not programming errors
+
+
+def test_other_library_errors_are_not_out_of_memory() -> None:
+    for text in ("cuDNN error: CUDNN_STATUS_BAD_PARAM", "CUDA error: CUBLAS_STATUS_INVALID_VALUE",
+                 "CUDA error: device-side assert triggered"):
+        assert not is_out_of_memory(RuntimeError(text)), text

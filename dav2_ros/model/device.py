@@ -89,8 +89,11 @@ def torch_dtype(precision: Precision) -> torch.dtype:
 
 
 # What allocation failures say when they are not torch.OutOfMemoryError: old CUDA caching-allocator and
-# "CUDA error: out of memory" messages, cuBLAS handle creation, and the CPU allocator.
-_OUT_OF_MEMORY_TEXT = ("out of memory", "cublas_status_alloc_failed", "can't allocate memory")
+# "CUDA error: out of memory" messages, cuBLAS workspace allocation, cuBLAS and cuDNN handle creation (handles are
+# per thread and made on a thread's first call: cublasCreate reports a failed allocation as NOT_INITIALIZED), and
+# the CPU allocator.
+_OUT_OF_MEMORY_TEXT = ("out of memory", "cublas_status_alloc_failed", "cublas_status_not_initialized",
+                       "cudnn_status_alloc_failed", "can't allocate memory")
 
 
 def is_out_of_memory(error: BaseException) -> bool:
