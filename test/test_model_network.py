@@ -53,6 +53,34 @@ def test_metric_is_sigmoid_times_max_depth_of_the_same_features() -> None:
     torch.testing.assert_close(met, torch.sigmoid(z) * 20.0)
 
 
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_reduced_precision_head_activates_and_scales_in_float32(dtype: torch.dtype) -> None:
+    """A network cast to bf16/fp16 (as on CUDA): its logits come in that dtype, the sigmoid and x max_depth run in
+    float32. In fp16/bf16 sigmoid is exactly 1.0 from a logit of ~8.3 (bf16: ~5.5) and sigmoid x 80 m moves in
+    steps of 6 cm (bf16: 50 cm), so distinct far depths would collapse onto max_depth."""
+    torch.manual_seed(0)
+    model = DepthAnythingV2(ModelConfig("vits", "metric", max_depth=80.0)).eval()
+    last_conv = model.depth_head.scratch.output_conv2[2]
+    x = torch.randn(1, 3, 42, 56)
+    logits = {}
+    last_conv.register_forward_hook(lambda m, i, o: logits.__setitem__("z", o.clone()))
+    with torch.inference_mode():
+        model(x)
+        last_conv.bias -= logits["z"].median() - 9.0  # logits around 9: where a reduced-precision sigmoid saturates
+    model = model.to(dtype)
+    try:
+        with torch.inference_mode():
+            depth = model(x.to(dtype))
+    except RuntimeError as error:  # a CPU build without this dtype's convolutions
+        pytest.skip(f"torch on this CPU cannot run a {dtype} network: {error}")
+    z = logits["z"].squeeze(1)
+    assert z.dtype == dtype and depth.dtype == torch.float32
+    torch.testing.assert_close(depth, torch.sigmoid(z.float()) * 80.0, rtol=0, atol=0)
+    assert (depth < 80.0).all()  # in the reduced dtype most of these pixels would sit exactly on 80 m
+    assert (torch.sigmoid(z) * 80.0 == 80.0).float().mean() > 0.3
+
+
 def test_position_embedding_kept_at_pretraining_size_and_resized_otherwise() -> None:
     model = DepthAnythingV2(ModelConfig("vits", "relative")).pretrained
     assert model.interpolate_pos_encoding(37 * 37, 518, 518) is model.pos_embed

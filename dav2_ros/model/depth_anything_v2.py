@@ -30,11 +30,13 @@ class DepthAnythingV2(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalized image (B, 3, H, W), H and W multiples of 14 -> depth (B, H, W).
 
-        Metric: meters in (0, max_depth). Relative: non-negative affine-invariant inverse depth.
+        Metric: meters in (0, max_depth). Relative: non-negative affine-invariant inverse depth. Always float32:
+        the head's activation and the metric scale run in float32 whatever the network's precision (in fp16,
+        sigmoid x 80 m has steps of 6 cm near 80 m and saturates early; see `DPTHead.forward`).
         """
         patch_h, patch_w = x.shape[-2] // PATCH_SIZE, x.shape[-1] // PATCH_SIZE
         features = self.pretrained.get_intermediate_layers(x, self.intermediate_layers)
-        depth = self.depth_head(features, patch_h, patch_w)
+        depth = self.depth_head(features, patch_h, patch_w).float()
         if self.config.model_type == "metric":
             depth = depth * self.config.max_depth
         return depth.squeeze(1)

@@ -56,7 +56,11 @@ class DPTHead(nn.Module):
         self.scratch = scratch
 
     def forward(self, features: list[torch.Tensor], patch_h: int, patch_w: int) -> torch.Tensor:
-        """Four (B, patch_h * patch_w, C) token maps -> (B, 1, patch_h * 14, patch_w * 14)."""
+        """Four (B, patch_h * patch_w, C) token maps -> (B, 1, patch_h * 14, patch_w * 14) float32.
+
+        The last activation runs in float32 whatever the network's precision: in fp16 the sigmoid is exactly 1.0
+        from a logit of about 8.3 and its steps near 1 are ~5e-4 (4 cm at 80 m), so a metric head would pile
+        far pixels onto max_depth; the ReLU of a relative head is exact either way."""
         maps = []
         for i, tokens in enumerate(features):
             # (B, N, C) -> (B, C, h, w) as a channels-last view (no copy); same values as the official
@@ -73,4 +77,5 @@ class DPTHead(nn.Module):
         out = s.output_conv1(path)
         out = F.interpolate(out, (patch_h * self.patch_size, patch_w * self.patch_size), mode="bilinear",
                             align_corners=True)
-        return s.output_conv2(out)
+        logits = s.output_conv2[:-1](out)
+        return s.output_conv2[-1](logits.float())
