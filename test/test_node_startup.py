@@ -62,6 +62,11 @@ def test_device_path_keeps_buffers_for_every_camera(estimator, logger):
      [(1, (48, 64), 70), (2, (48, 64), 70)]),  # compiled: the batch shape compiles at start too
     (NodeSettings(input_size=70, cameras=("a", "b"), compile="default", batch_cameras="off", warmup_width=64,
                   warmup_height=48), [(1, (48, 64), 70)]),
+    # inductor's CUDA graphs (reduce-overhead, max-autotune) are recorded on a function's second call: two frames
+    (NodeSettings(input_size=70, compile="reduce-overhead", warmup_width=64, warmup_height=48),
+     [(1, (48, 64), 70)] * 2),
+    (NodeSettings(input_size=70, cameras=("a", "b"), compile="max-autotune", batch_cameras="on", warmup_width=64,
+                  warmup_height=48), [(1, (48, 64), 70)] * 2 + [(2, (48, 64), 70)] * 2),
 ])
 def test_warm_up_runs_the_frame_path_at_the_configured_size(estimator, settings, expected):
     spy = EstimatorSpy(estimator)

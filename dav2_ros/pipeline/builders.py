@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 # Focal length of the warm-up frame's pinhole camera, in image widths (any value exercises the cloud path).
 _WARMUP_FOCAL_WIDTHS = 0.8
+# torch.compile modes whose inductor options turn on its CUDA graphs (torch._inductor.list_mode_options).
+_COMPILE_MODES_WITH_CUDA_GRAPHS = ("reduce-overhead", "max-autotune")
 # OpenMP threads spin at every barrier by default; on a robot computer that shares its cores with drivers and
 # other nodes, a spinning thread waits out whole scheduler slices for a descheduled partner. Measured on 2 cores
 # with other work running (benchmarks/bench_threads.py, docs/performance.md): 2 threads, passive ~1.6x faster
@@ -116,10 +118,20 @@ def batches_cameras(settings: NodeSettings, device: Any) -> bool:
     return settings.batch_cameras == "on"
 
 
+def warm_up_runs(settings: NodeSettings) -> int:
+    """Frames of each batch size the warm-up runs: two when torch.compile records its own CUDA graphs
+    (reduce-overhead and max-autotune: inductor's cudagraph trees run a function eagerly on its first call and
+    record the graph on the second), else one."""
+    return 2 if settings.compile in _COMPILE_MODES_WITH_CUDA_GRAPHS else 1
+
+
 def warm_up(processor: FrameProcessor, settings: NodeSettings) -> float:
     """Run a gray warmup_width x warmup_height frame through the whole frame path (network, cloud, and with
-    several batched cameras a full batch too), so the first camera frame pays no one-time setup: allocator
-    growth, cuDNN/oneDNN choices, torch.compile, CUDA graph capture. Returns seconds."""
+    several batched cameras a full batch too; twice each when compile records CUDA graphs, `warm_up_runs`), so
+    the first camera frame pays no one-time setup: allocator growth, cuDNN/oneDNN choices, torch.compile, CUDA
+    graph capture. The frame path keys its buffers and graphs on the frame size, input size, batch size and
+    stride, not on the camera model or color order, so the camera's frames reuse what the warm-up built. Call it
+    on the thread that will run the frames (cuBLAS/cuDNN handles are per thread). Returns seconds."""
     width, height = settings.warmup_width, settings.warmup_height
     image = np.full((height, width, 3), 128, dtype=np.uint8)
     focal = _WARMUP_FOCAL_WIDTHS * width
@@ -131,9 +143,10 @@ def warm_up(processor: FrameProcessor, settings: NodeSettings) -> float:
         batch_sizes.append(len(settings.cameras))  # compiled graphs and CUDA graphs are per batch size
     start = time.perf_counter()
     for size in batch_sizes:
-        for outcome in processor.process_batch([FrameRequest(image, "rgb", camera)] * size):
-            if isinstance(outcome, Exception):
-                raise StartupError(f"warm-up with a {width}x{height} frame failed: {outcome}")
+        for _ in range(warm_up_runs(settings)):
+            for outcome in processor.process_batch([FrameRequest(image, "rgb", camera)] * size):
+                if isinstance(outcome, Exception):
+                    raise StartupError(f"warm-up with a {width}x{height} frame failed: {outcome}")
     return time.perf_counter() - start
 
 
