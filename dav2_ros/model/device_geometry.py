@@ -26,15 +26,21 @@ class PinholeRays:
     height: int
 
 
-def rays(camera: PinholeRays, stride: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-column ``(u - cx) / fx`` (1, w) and per-row ``(v - cy) / fy`` (h, 1) float32 on `device`, for the pixels
-    ``0, s, 2s, ...`` a stride keeps (the same grid as ``depth[::s, ::s]``)."""
+def ray_arrays(camera: PinholeRays, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column ``(u - cx) / fx`` (1, w) and per-row ``(v - cy) / fy`` (h, 1) float32 numpy arrays, for the
+    pixels ``0, s, 2s, ...`` a stride keeps (the same grid as ``depth[::s, ::s]``)."""
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
     cols = np.arange(0, camera.width, stride)
     rows = np.arange(0, camera.height, stride)
     ray_x = ((cols - camera.cx) / camera.fx).astype(np.float32)[np.newaxis, :]
     ray_y = ((rows - camera.cy) / camera.fy).astype(np.float32)[:, np.newaxis]
+    return ray_x, ray_y
+
+
+def rays(camera: PinholeRays, stride: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """`ray_arrays` as float32 tensors on `device`."""
+    ray_x, ray_y = ray_arrays(camera, stride)
     return torch.from_numpy(ray_x).to(device), torch.from_numpy(ray_y).to(device)
 
 

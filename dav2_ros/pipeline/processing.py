@@ -195,7 +195,8 @@ class FrameProcessor:
 
             max_depth = settings.max_valid_depth or float(estimator.config.max_depth)
             self._device_path = DeviceFramePipeline(estimator, min_depth=settings.min_depth, max_depth=max_depth,
-                                                    cuda_graphs=cuda_graphs, max_geometries=max_geometries)
+                                                    cuda_graphs=cuda_graphs, max_geometries=max_geometries,
+                                                    points=settings.publish_cloud)
 
     @property
     def publishes_metric_depth(self) -> bool:
