@@ -171,3 +171,24 @@ def test_metric_correction_through_the_frame_processor():
     expected = np.where(depth <= 4.5, depth, np.nan)  # corrected, then the validity range again
     np.testing.assert_allclose(result.depth, expected, rtol=1e-5, equal_nan=True)
     np.testing.assert_allclose(result.xyz[..., 2], expected, rtol=1e-5, equal_nan=True)
+
+
+def test_metric_correction_is_the_same_on_the_host_and_the_device_path():
+    """The device path (CUDA in the node; here run on the CPU) applies the scale correction after its device work;
+    the host path on the masked depth: the same depth and cloud."""
+    from dav2_ros.model.estimator import DepthEstimator
+    from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, ProcessingSettings
+
+    estimator = DepthEstimator.random(encoder="vits", model_type="metric", device="cpu", precision="fp32",
+                                      preprocess="fast")
+    image = np.random.default_rng(0).integers(0, 255, (H, W, 3), np.uint8)
+    settings = ProcessingSettings(input_size=70, min_depth=0.1, max_valid_depth=20.0, cloud_stride=2)
+    outputs = []
+    for on_device in (False, True):
+        processor = FrameProcessor(estimator, settings, on_device=on_device)
+        result = processor.process_batch([FrameRequest(image, "rgb", INTR, align=lambda out: (1.3, 0.0))])[0]
+        outputs.append((result.depth.copy(), result.xyz.copy()))
+    (host_depth, host_xyz), (device_depth, device_xyz) = outputs
+    assert np.isfinite(host_depth).mean() > 0.5
+    np.testing.assert_allclose(device_depth, host_depth, rtol=1e-4, equal_nan=True)
+    np.testing.assert_allclose(device_xyz, host_xyz, rtol=1e-4, atol=1e-5, equal_nan=True)
