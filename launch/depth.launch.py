@@ -39,6 +39,7 @@ MODEL_ARGUMENTS = {
     "checkpoint": "Checkpoint file (.pth or .safetensors) (empty: from params_file, whose default is the official "
                   "file in the weights folder).",
     "device": "auto | cpu | cuda | cuda:N (empty: from params_file).",
+    "backend": "auto | torch | openvino (CPU) | onnxruntime (empty: from params_file).",
     "precision": "auto | fp32 | fp16 | bf16 | int8 (CPU) (empty: from params_file).",
     "input_transport": "raw (subscribe to image_topic) | compressed (to image_topic/compressed) "
                        "(empty: from params_file).",

@@ -28,6 +28,7 @@ PASSED_THROUGH = {
     "input_size": ("", "Model input resolution, a multiple of 14 (empty: from params_file)."),
     "checkpoint": ("", "Checkpoint file (empty: from params_file)."),
     "device": ("", "auto | cpu | cuda | cuda:N (empty: from params_file)."),
+    "backend": ("", "auto | torch | openvino (CPU) | onnxruntime (empty: from params_file)."),
     "precision": ("", "auto | fp32 | fp16 | bf16 | int8 (CPU) (empty: from params_file)."),
     "input_transport": ("", "raw | compressed (empty: from params_file)."),
 }

@@ -21,6 +21,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from dav2_ros.engines.base import EngineShapeError
+from dav2_ros.engines.registry import BACKEND_CHOICES
 from dav2_ros.weights.cache import WeightsNotFound, resolve_checkpoint
 from dav2_ros.weights.catalog import DATASET_CHOICES, DATASET_MAX_DEPTH, ENCODER_CHOICES, MODEL_TYPE_CHOICES
 
@@ -74,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--input-size", type=int, default=518, help="model input resolution (default: 518)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument(
+        "--backend", choices=BACKEND_CHOICES, default="auto",
+        help="engine: auto (torch on CUDA, OpenVINO on the CPU when installed, else torch), torch (the reference), "
+             "openvino, onnxruntime (default: auto)",
+    )
     parser.add_argument(
         "--precision", choices=("auto", "fp32", "fp16", "bf16", "int8"), default="auto", help="(default: auto)"
     )
@@ -154,6 +161,7 @@ def _load_estimator(args: argparse.Namespace, max_depth: float):
         device=args.device,
         precision=args.precision,
         preprocess=args.preprocess,
+        backend=args.backend,
     )
     if path is None:
         print(
@@ -185,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"model {args.encoder} {args.model_type} ({unit}) from {source}; device {estimator.device}, "
         f"precision {estimator.precision}, preprocess {estimator.preprocess}, input size {args.input_size}; "
-        f"loaded in {load_s:.2f} s"
+        f"loaded in {load_s:.2f} s\nengine: {estimator.describe_engine()}"
     )
 
     times: list[float] = []
@@ -197,7 +205,12 @@ def run(args: argparse.Namespace) -> int:
             failed += 1
             continue
         t0 = time.perf_counter()
-        depth = estimator.infer(image, args.input_size, color_order="bgr")
+        try:
+            depth = estimator.infer(image, args.input_size, color_order="bgr")
+        except EngineShapeError as error:
+            print(f"{PROG}: warning: {image_path}: {error}; skipped", file=sys.stderr)
+            failed += 1
+            continue
         elapsed = time.perf_counter() - t0
         times.append(elapsed)
         npy_path = outdir / f"{image_path.stem}.npy"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -16,16 +15,19 @@ import torch.nn.functional as F
 from .checkpoint import CheckpointError, check_encoder, load_state_dict, warn_about_name
 from .config import EncoderName, ModelConfig, ModelType
 from .depth_anything_v2 import DepthAnythingV2
-from .device import (Precision, PrecisionChoice, cpu_has_native_bf16, resolve_device, resolve_precision,
-                     torch_dtype)
+from dav2_ros.engines.base import Engine, EngineOptions
+from dav2_ros.engines.registry import create_engine, resolve_backend
+from dav2_ros.engines.torch_engine import TorchEngine
+
+from .device import Precision, PrecisionChoice, resolve_device, resolve_precision
 from .preprocess import (ColorOrder, FastPreprocessor, PreprocessMode, check_color_order, check_image,
                          exact_preprocess)
-from .quantize import quantize_backbone
 from .standin_weights import reference_state_dict
 
 LOG = logging.getLogger("dav2_ros.model")
 
 PreprocessChoice = Literal["auto", "exact", "fast"]
+BackendChoice = Literal["auto", "torch", "openvino", "onnxruntime"]
 TIMING_KEYS = ("preprocess", "inference", "postprocess")
 
 
@@ -39,58 +41,80 @@ def resolve_preprocess(preprocess: PreprocessChoice, device: torch.device) -> Pr
 
 
 class DepthEstimator:
-    """Depth Anything V2 on one device at one precision; not thread-safe (use it from one worker thread).
+    """Depth Anything V2 on one engine, device and precision; not thread-safe (use it from one worker thread).
 
-    Build it with `from_checkpoint`, `from_state_dict` or `random`; call `infer` per image.
+    Build it with `from_checkpoint`, `from_state_dict` or `random`; call `infer` per image. Every engine
+    (`dav2_ros.engines`) gets the same preprocessed batch and its output is upsampled here the same way.
 
     Attributes:
         config: encoder, model type and max_depth.
-        device: the torch device the network runs on.
-        precision: "fp32", "fp16", "bf16" or "int8" (CPU: int8 ViT Linear layers, the rest fp32).
+        backend: the engine that runs the network: "torch", "openvino", "onnxruntime".
+        backend_reason: why that engine (what `auto` found, or "asked for").
+        engine: the engine itself (`dav2_ros.engines.base.Engine`).
+        device: the torch device of the preprocessing/upsampling tensors: the network's device for backend torch,
+            the CPU for the others.
+        precision: "fp32", "fp16", "bf16" or "int8", as the engine resolved it.
         preprocess: "exact" (the official numpy/cv2 float64 pipeline) or "fast" (on the device).
         last_timings: seconds spent in "preprocess", "inference", "postprocess" by the last call.
     """
 
-    def __init__(self, model: DepthAnythingV2, *, device: torch.device, precision: Precision,
-                 preprocess: PreprocessMode) -> None:
-        self.config: ModelConfig = model.config
-        self.device = device
-        self.precision: Precision = precision
+    def __init__(self, engine: Engine, config: ModelConfig, *, preprocess: PreprocessMode,
+                 backend_reason: str = "") -> None:
+        self.config: ModelConfig = config
+        self.engine = engine
+        self.backend: str = engine.backend
+        self.backend_reason = backend_reason or engine.backend
+        self._torch = engine if isinstance(engine, TorchEngine) else None
+        # Where the preprocessing and upsampling tensors live: the torch engine's device, the host for the others.
+        self.device = self._torch.torch_device if self._torch is not None else torch.device("cpu")
+        self.precision: Precision = engine.precision  # type: ignore[assignment]
         self.preprocess: PreprocessMode = preprocess
-        # Reduced precision: on CUDA the weights are cast (fp16/bf16 kernels everywhere); on the CPU they stay fp32
-        # and bf16 autocast runs the matrix products and convolutions in bf16 while LayerNorm, softmax and the
-        # resampling stay fp32 -- measured more accurate than casting the weights (see benchmarks/README.md).
-        self._autocast = device.type == "cpu" and precision == "bf16"
-        self._dtype = torch.float32 if self._autocast else torch_dtype(precision)
-        if self._autocast and not cpu_has_native_bf16():
-            LOG.warning("precision bf16 on a CPU without AVX512-BF16/AMX (capability %s): bf16 is emulated here and "
-                        "typically several times slower than fp32", torch.backends.cpu.get_cpu_capability())
-        self.model = model.eval().requires_grad_(False).to(device=device, dtype=self._dtype)
-        if precision == "int8":
-            # int8 GEMMs for the ViT's qkv/proj/fc1/fc2 (46% of the FLOPs): ~2x their fp32 speed on AVX2.
-            quantize_backbone(self.model)
-        # The DPT head's convolutions run faster on NHWC tensors (oneDNN on the CPU, tensor cores on CUDA):
-        # measured 0.73 -> 0.47 s CPU time for the vits head at 518x686 on one AVX2 core.
-        self.model.depth_head.to(memory_format=torch.channels_last)
-        self._fast = FastPreprocessor(device) if preprocess == "fast" else None
+        self._fast = FastPreprocessor(self.device) if preprocess == "fast" else None
         self.last_timings: dict[str, float] = dict.fromkeys(TIMING_KEYS, 0.0)
+
+    @property
+    def model(self) -> DepthAnythingV2:
+        """The torch network that runs (backend torch; `model.compile` may replace it), for the device path."""
+        if self._torch is None:
+            raise AttributeError(f"the {self.backend} engine runs no torch module (estimator.model is backend torch's)")
+        return self._torch.model
+
+    @model.setter
+    def model(self, module: DepthAnythingV2) -> None:
+        if self._torch is None:
+            raise AttributeError(f"the {self.backend} engine runs no torch module")
+        self._torch.model = module
+
+    def describe_engine(self) -> str:
+        """One line: which engine runs, how, and why it was picked (the start-up log says it)."""
+        return f"{self.engine.describe()} [{self.backend_reason}]"
 
     # ----- construction -------------------------------------------------------------------------------------
     @classmethod
     def from_state_dict(cls, state_dict: Mapping[str, torch.Tensor], *, encoder: EncoderName, model_type: ModelType,
                         max_depth: float = 20.0, device: str | torch.device = "auto",
                         precision: PrecisionChoice = "auto", preprocess: PreprocessChoice = "auto",
-                        source: str = "state_dict") -> DepthEstimator:
+                        source: str = "state_dict", backend: BackendChoice = "auto",
+                        engine_options: EngineOptions | None = None) -> DepthEstimator:
         """Build from an official-layout state_dict (strict: every key, every shape). Float32 CPU tensors are
         used in place, not copied.
 
+        Args:
+            backend: the engine (`dav2_ros.engines.registry`): "auto" (torch on CUDA; OpenVINO on the CPU when
+                installed, else torch), "torch", "openvino", "onnxruntime". The node's default is "auto" too.
+            engine_options: threads, cache folder and compiled shapes kept (`dav2_ros.engines.EngineOptions`).
+
         Raises:
             CheckpointError: the weights are for another encoder, or keys/shapes do not match.
+            BackendUnavailable: (a ValueError) the backend is not installed (naming the pip command), or does not run
+                on this device or at this precision.
             ValueError: an invalid encoder/model_type/max_depth/device/precision/preprocess.
         """
         config = ModelConfig(encoder=encoder, model_type=model_type, max_depth=max_depth)
         torch_device = resolve_device(device)
-        resolved_precision = resolve_precision(precision, torch_device)
+        name, reason = resolve_backend(backend, torch_device.type, precision)
+        if name == "torch":
+            resolve_precision(precision, torch_device)  # refuse before the weights load
         mode = resolve_preprocess(preprocess, torch_device)
         check_encoder(state_dict, encoder, source)
         with torch.device("meta"):
@@ -102,27 +126,31 @@ class DepthEstimator:
             lines = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
             raise CheckpointError(f"{source}: does not fit Depth Anything V2 {encoder}: "
                                   f"{'; '.join(lines)[:500]}") from None
-        return cls(model, device=torch_device, precision=resolved_precision, preprocess=mode)
+        engine = create_engine(name, model, torch_device, precision, engine_options)
+        return cls(engine, config, preprocess=mode, backend_reason=reason)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, encoder: EncoderName, model_type: ModelType,
                         max_depth: float = 20.0, device: str | torch.device = "auto",
-                        precision: PrecisionChoice = "auto", preprocess: PreprocessChoice = "auto") -> DepthEstimator:
-        """Build from an official `.pth` or a Hugging Face `.safetensors` file.
+                        precision: PrecisionChoice = "auto", preprocess: PreprocessChoice = "auto",
+                        backend: BackendChoice = "auto", engine_options: EngineOptions | None = None) -> DepthEstimator:
+        """Build from an official `.pth` or a Hugging Face `.safetensors` file (`backend`: see `from_state_dict`).
 
         The model type is the caller's choice; a file name that contradicts it (or the metric scale) is logged
         as a warning on the "dav2_ros.model" logger.
         """
         state_dict = load_state_dict(path)
         estimator = cls.from_state_dict(state_dict, encoder=encoder, model_type=model_type, max_depth=max_depth,
-                                        device=device, precision=precision, preprocess=preprocess, source=str(path))
+                                        device=device, precision=precision, preprocess=preprocess, source=str(path),
+                                        backend=backend, engine_options=engine_options)
         warn_about_name(path, model_type, max_depth)
         return estimator
 
     @classmethod
     def random(cls, *, encoder: EncoderName = "vits", model_type: ModelType = "metric", max_depth: float = 20.0,
                device: str | torch.device = "auto", precision: PrecisionChoice = "auto",
-               preprocess: PreprocessChoice = "auto", seed: int = 0) -> DepthEstimator:
+               preprocess: PreprocessChoice = "auto", seed: int = 0, backend: BackendChoice = "auto",
+               engine_options: EngineOptions | None = None) -> DepthEstimator:
         """Deterministic stand-in weights (the parity fixtures' scheme; seed 0 = those exact weights), for demos
         and tests. The output is not a real depth estimate."""
         with torch.device("meta"):
@@ -131,7 +159,8 @@ class DepthEstimator:
         weights = {k: torch.from_numpy(v) for k, v in reference_state_dict(shapes, seed=seed).items()}
         return cls.from_state_dict(weights, encoder=encoder, model_type=model_type, max_depth=max_depth,
                                    device=device, precision=precision, preprocess=preprocess,
-                                   source=f"random weights (seed {seed})")
+                                   source=f"random weights (seed {seed})", backend=backend,
+                                   engine_options=engine_options)
 
     # ----- inference ----------------------------------------------------------------------------------------
     def infer(self, image: np.ndarray, input_size: int = 518, color_order: ColorOrder = "rgb") -> np.ndarray:
@@ -180,14 +209,12 @@ class DepthEstimator:
             torch.cuda.synchronize(self.device)
 
     def _inputs(self, images: list[np.ndarray], input_size: int, color_order: ColorOrder) -> torch.Tensor:
-        """Same-size images -> normalized (B, 3, h, w) on the device in the network's dtype."""
+        """Same-size images -> normalized float32 (B, 3, h, w) on `device` (the host for engines other than torch)."""
         if self._fast is not None:
             batch = np.ascontiguousarray(images[0])[None] if len(images) == 1 else np.stack(images)
-            x = self._fast(batch, input_size, color_order)
-        else:
-            arrays = [exact_preprocess(image, input_size, color_order) for image in images]
-            x = torch.from_numpy(arrays[0][None] if len(arrays) == 1 else np.stack(arrays)).to(self.device)
-        return x.to(self._dtype)
+            return self._fast(batch, input_size, color_order)
+        arrays = [exact_preprocess(image, input_size, color_order) for image in images]
+        return torch.from_numpy(arrays[0][None] if len(arrays) == 1 else np.stack(arrays)).to(self.device)
 
     @torch.inference_mode()
     def _run(self, images: list[np.ndarray], input_size: int, color_order: ColorOrder,
@@ -197,8 +224,10 @@ class DepthEstimator:
         x = self._inputs(images, input_size, color_order)
         self._sync()
         prepared = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16) if self._autocast else contextlib.nullcontext():
-            depth = self.model(x)
+        if self._torch is not None:
+            depth = self._torch.run_tensor(x.to(self._torch.dtype))
+        else:
+            depth = torch.from_numpy(self.engine.run(np.ascontiguousarray(x.numpy())))
         self._sync()
         inferred = time.perf_counter()
         depth = F.interpolate(depth[:, None].float(), (height, width), mode="bilinear", align_corners=True)[:, 0]

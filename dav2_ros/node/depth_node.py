@@ -92,6 +92,7 @@ class DepthNode(Node):
         self._log_configuration(settings)
 
         self._estimator, source = build_estimator(settings, self.get_logger())
+        self.get_logger().info(f"engine: {self._estimator.describe_engine()}")
         prepare_estimator(self._estimator, settings, self.get_logger())
         warn_unusable(self._estimator, settings, self.get_logger())
         self._processor_lock = threading.Lock()
@@ -100,7 +101,8 @@ class DepthNode(Node):
         self._model_info = describe_estimator(self._estimator, settings, source)
         self.get_logger().info(
             f"model ready: {self._model_info['model']} from {source} on {self._model_info['device']} "
-            f"({self._model_info['precision']}, {self._model_info['preprocess']} preprocessing); "
+            f"({self._model_info['backend']} {self._model_info['precision']}, {self._model_info['preprocess']} "
+            "preprocessing); "
             f"warm-up with {settings.warmup_width}x{settings.warmup_height} frames at input_size "
             f"{settings.input_size} took {warm_up_s:.2f} s")
 

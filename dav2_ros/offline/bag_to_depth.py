@@ -24,6 +24,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from dav2_ros.engines.registry import BACKEND_CHOICES
 from dav2_ros.pipeline.builders import (StartupError, build_estimator, build_processor, describe_estimator,
                                     prepare_estimator, warm_up, warn_unusable)
 from dav2_ros.pipeline.settings import SettingsError
@@ -82,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--weights-dir", help="folder of the official checkpoints")
     model.add_argument("--input-size", type=int, help="model input resolution, a multiple of 14 (e.g. 518)")
     model.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    model.add_argument("--backend", choices=BACKEND_CHOICES,
+                       help="engine: auto (torch on CUDA, OpenVINO on the CPU when installed), torch, openvino, "
+                            "onnxruntime")
     model.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16", "int8"))
     model.add_argument("--preprocess", choices=("auto", "exact", "fast"))
     model.add_argument("--allow-random-weights", action="store_true", default=None,
@@ -122,7 +126,7 @@ def _settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "encoder": args.encoder, "model_type": args.model_type, "dataset": args.dataset,
         "max_depth": args.max_depth, "checkpoint": args.checkpoint, "weights_dir": args.weights_dir,
-        "input_size": args.input_size, "device": args.device, "precision": args.precision,
+        "input_size": args.input_size, "device": args.device, "backend": args.backend, "precision": args.precision,
         "preprocess": args.preprocess, "allow_random_weights": args.allow_random_weights,
     }
 
@@ -169,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
         f"output:   {output} ({args.storage}), namespace {camera.namespace}",
         f"model:    {model['model']}, weights {model['weights']}, {model['device']} {model['precision']}, "
         f"input_size {settings.input_size}",
+        f"engine:   {model['engine']}",
     ]
     if not settings.publishes_metric_depth:
         header.append("note:     relative model without relative_scale: only <ns>/depth/relative (unitless inverse "

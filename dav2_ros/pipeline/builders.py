@@ -47,8 +47,13 @@ def build_estimator(settings: NodeSettings, logger: Any) -> tuple[DepthEstimator
     # torch is imported only once the weights are known to exist: a missing file is reported in a
     # second, not after the seconds torch takes to load.
     prepare_cpu_runtime()
+    from dav2_ros.engines.base import EngineOptions
+
     common = dict(encoder=settings.encoder, model_type=settings.model_type, max_depth=settings.max_depth,
-                  device=settings.device, precision=settings.precision, preprocess=settings.preprocess)
+                  device=settings.device, precision=settings.precision, preprocess=settings.preprocess,
+                  backend=engine_choice(settings),
+                  engine_options=EngineOptions(num_threads=settings.num_threads,
+                                               max_shapes=max(2, 2 * len(settings.cameras))))
     try:
         path = resolve_checkpoint(settings.checkpoint, settings.encoder, settings.model_type, settings.dataset,
                                   settings.weights_dir)
@@ -77,6 +82,14 @@ def build_estimator(settings: NodeSettings, logger: Any) -> tuple[DepthEstimator
         raise StartupError(str(error)) from None
 
 
+def engine_choice(settings: NodeSettings) -> str:
+    """The `backend` to ask for: as set, except that `auto` means torch when torch.compile is asked for (a torch
+    feature; `check_consistency` refuses it with another explicit backend)."""
+    if settings.backend == "auto" and settings.compile != "off":
+        return "torch"
+    return settings.backend
+
+
 def prepare_estimator(estimator: DepthEstimator, settings: NodeSettings, logger: Any) -> None:
     """torch.compile the network when `compile` asks for it (it compiles during the warm-up).
 
@@ -98,7 +111,7 @@ def prepare_estimator(estimator: DepthEstimator, settings: NodeSettings, logger:
 def build_processor(estimator: DepthEstimator, settings: NodeSettings) -> FrameProcessor:
     """The frame processor for `settings`: the device path on CUDA, with CUDA graphs on request (only there; see
     `warn_unusable`), keeping buffers for as many frame geometries as there are cameras."""
-    cuda = getattr(estimator.device, "type", "cpu") == "cuda"
+    cuda = getattr(estimator.device, "type", "cpu") == "cuda" and getattr(estimator, "backend", "torch") == "torch"
     return FrameProcessor(estimator, processing_settings(settings), cuda_graphs=settings.cuda_graphs and cuda,
                           max_geometries=max(1, len(settings.cameras)))
 
@@ -158,6 +171,8 @@ def describe_estimator(estimator: DepthEstimator, settings: NodeSettings, source
                  + (f" (max_depth {config.max_depth:g} m)" if config.model_type == "metric" else ""),
         "weights": source,
         "device": str(estimator.device),
+        "backend": getattr(estimator, "backend", "torch"),
+        "engine": estimator.describe_engine() if hasattr(estimator, "describe_engine") else "torch",
         "precision": estimator.precision,
         "preprocess": estimator.preprocess,
         "input_size": str(settings.input_size),

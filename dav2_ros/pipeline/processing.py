@@ -22,6 +22,7 @@ from typing import Literal, Optional, Protocol, Union
 import numpy as np
 
 from dav2_ros.conversions.errors import InputRejected
+from dav2_ros.engines.base import EngineShapeError
 from dav2_ros.geometry.backproject import backproject
 from dav2_ros.geometry.colorize import Colormap, colorize_depth, depth_range_mask, robust_range
 from dav2_ros.geometry.intrinsics import Intrinsics
@@ -190,6 +191,8 @@ class FrameProcessor:
         if on_device is None:
             on_device = getattr(device, "type", "cpu") == "cuda"
         self._device_path = None
+        if on_device and getattr(estimator, "backend", "torch") != "torch":
+            raise ValueError(f"the on-device frame path runs backend torch only, not {estimator.backend}")
         if on_device and self.is_metric_model:
             from dav2_ros.model.device_frame import DeviceFramePipeline  # torch only on this path
 
@@ -226,6 +229,8 @@ class FrameProcessor:
                 network's cost grows without bound with it).
             IntrinsicsError: the intrinsics cannot be scaled to the image (``aspect_mismatch``).
             Both are raised before inference, so a refused frame costs nothing.
+            InputRejected: ``engine_compile_failed``, the engine could not compile the network for this frame's
+                input shape (OpenVINO; remembered, so the next frame of that size is refused at once).
         """
         outcome = self.process_batch([FrameRequest(image, color_order, intrinsics, colorize, align)])[0]
         if isinstance(outcome, Exception):
@@ -253,10 +258,15 @@ class FrameProcessor:
         for (_, color_order), indices in groups.items():
             group = [requests[i] for i in indices]
             intrinsics = [scaled[i] for i in indices]
-            if self._device_path is not None:
-                results = self._on_device(group, color_order, intrinsics)
-            else:
-                results = self._on_host(group, color_order, intrinsics)
+            try:
+                if self._device_path is not None:
+                    results = self._on_device(group, color_order, intrinsics)
+                else:
+                    results = self._on_host(group, color_order, intrinsics)
+            except EngineShapeError as error:  # this frame size cannot be compiled by the engine: these frames only
+                refused = InputRejected("engine_compile_failed", f"{error}; frames of this size are refused, "
+                                        "others go on (another input_size or frame size may compile)")
+                results = [refused] * len(indices)
             for i, result in zip(indices, results):
                 outcomes[i] = result
         for request, outcome in zip(requests, outcomes):

@@ -14,10 +14,13 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Optional, Union
 
+from dav2_ros.engines.registry import BACKEND_CHOICES, ENGINES
+
 Encoder = Literal["vits", "vitb", "vitl"]
 ModelType = Literal["metric", "relative"]
 Dataset = Literal["hypersim", "vkitti"]
 Precision = Literal["auto", "fp32", "fp16", "bf16", "int8"]
+Backend = Literal["auto", "torch", "openvino", "onnxruntime"]
 Preprocess = Literal["auto", "exact", "fast"]
 InputTransport = Literal["raw", "compressed"]
 Reliability = Literal["reliable", "best_effort"]
@@ -77,6 +80,9 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               "only: the depth is meaningless). false: refuse to start without weights.", read_only=True),
     ParamSpec("device", "auto", "Inference device: auto (CUDA if available, else CPU), cpu, cuda or cuda:N.",
               read_only=True),
+    ParamSpec("backend", "auto", "Engine that runs the network: auto (torch on CUDA; OpenVINO on the CPU when "
+              "installed, as it is by default, else torch), torch (the reference), openvino (CPU only), onnxruntime. "
+              "The start-up log says which engine runs and why.", read_only=True, choices=BACKEND_CHOICES),
     ParamSpec("precision", "auto", "Inference precision: auto (fp16 on CUDA; on the CPU bf16 where it has native "
               "bf16, else fp32), fp32, fp16 (CUDA only), bf16, or int8 (CPU only: int8 ViT Linear layers, ~1.5-2x "
               "faster than fp32 on CPUs without native bf16, ~0.2% mean depth change; see docs/performance.md).",
@@ -173,6 +179,7 @@ class NodeSettings:
     weights_dir: str = ""
     allow_random_weights: bool = False
     device: str = "auto"
+    backend: Backend = "auto"
     precision: Precision = "auto"
     preprocess: Preprocess = "auto"
     input_size: int = 518
@@ -316,6 +323,14 @@ def check_consistency(settings: NodeSettings) -> Optional[str]:
         return "relative_scale/relative_shift apply to relative models only (model_type is metric)"
     if settings.compile != "off" and settings.precision == "int8":
         return "compile does not apply to precision int8 (its quantized layers break the graph): use one of them"
+    if settings.backend not in ("auto", "torch"):
+        if settings.compile != "off" or settings.cuda_graphs:
+            return (f"compile and cuda_graphs are torch features: they do not apply to backend {settings.backend} "
+                    "(use backend torch, or leave them off)")
+        runs_on = ENGINES[settings.backend].devices
+        if settings.device.startswith("cuda") and "cuda" not in runs_on:
+            return (f"backend {settings.backend} runs on the {' and '.join(runs_on)} only, not on device "
+                    f"{settings.device}: use device cpu (or auto), or backend torch on CUDA")
     if settings.compile in ("reduce-overhead", "max-autotune") and settings.cuda_graphs:
         # Both modes turn on inductor's own CUDA graphs (torch._inductor.list_mode_options): a graph recorded
         # inside our capture of the whole frame, which CUDA refuses or records wrongly.
