@@ -37,35 +37,44 @@ class CameraChannel:
         on_image: called from the executor with (channel, message) for every image.
         warnings: the node's throttled warning log (keys get this camera's name).
         say_once: the node's log-once function (keys get this camera's name).
+        create_publisher: makes the publishers (default: the node's `create_publisher`; the managed node passes
+            its `create_lifecycle_publisher`).
+        subscribe: subscribe to the inputs now (the managed node subscribes on activation, `subscribe()`).
     """
 
     def __init__(self, node: Node, name: str, settings: NodeSettings,
                  on_image: Callable[["CameraChannel", Union[Image, CompressedImage]], None],
-                 warnings: RejectionLog, say_once: Callable[..., None]) -> None:
+                 warnings: RejectionLog, say_once: Callable[..., None],
+                 create_publisher: Optional[Callable[..., Any]] = None, subscribe: bool = True) -> None:
         self.name = name
         self.stats = FrameStats()
         self._node = node
+        self._settings = settings
+        self._on_image = on_image
         self._warnings = warnings
         self._say_once = say_once
         self._camera_info_lock = threading.Lock()
         self._camera_info: Optional[CameraInfo] = None
-        self._create_publishers(settings)
-        self._create_subscriptions(settings, on_image)
-        self.sparse = SparseInput(node, self.topic, name, settings, warnings) if settings.sparse_input != "off" else None
+        self.image_sub: Any = None
+        self.camera_info_sub: Any = None
+        self.sparse: Optional[SparseInput] = None
+        self._create_publishers(settings, create_publisher or node.create_publisher)
+        if subscribe:
+            self.subscribe()
 
     # ----------------------------------------------------------------------------- topics
     def topic(self, relative: str) -> str:
         """`relative` under this camera's namespace (`depth/image` -> `front/depth/image`)."""
         return f"{self.name}/{relative}" if self.name else relative
 
-    def _create_publishers(self, settings: NodeSettings) -> None:
+    def _create_publishers(self, settings: NodeSettings, create_publisher: Callable[..., Any]) -> None:
         reliability = (ReliabilityPolicy.RELIABLE if settings.qos_output_reliability == "reliable"
                        else ReliabilityPolicy.BEST_EFFORT)
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=settings.qos_output_depth, reliability=reliability)
         overrides = QoSOverridingOptions.with_default_policies()
 
         def publisher(msg_type: type, topic: str) -> Any:
-            return self._node.create_publisher(msg_type, self.topic(topic), qos, qos_overriding_options=overrides)
+            return create_publisher(msg_type, self.topic(topic), qos, qos_overriding_options=overrides)
 
         self.depth_pub = publisher(Image, "depth/image")
         self.info_pub = publisher(CameraInfo, "depth/camera_info")
@@ -75,7 +84,9 @@ class CameraChannel:
         self._publishers = {"relative": self.relative_pub, "depth": self.depth_pub, "depth_info": self.info_pub,
                             "points": self.cloud_pub, "colored": self.colored_pub}
 
-    def _create_subscriptions(self, settings: NodeSettings, on_image: Callable) -> None:
+    def subscribe(self) -> None:
+        """Subscribe to this camera's image and CameraInfo topics (and say so, with the topics it publishes)."""
+        settings, on_image = self._settings, self._on_image
         reliability = (ReliabilityPolicy.RELIABLE if settings.qos_input_reliability == "reliable"
                        else qos_profile_sensor_data.reliability)
         qos = QoSProfile(
@@ -93,9 +104,26 @@ class CameraChannel:
             msg_type, self.topic(topic), lambda msg: on_image(self, msg), qos, qos_overriding_options=overrides)
         self.camera_info_sub = self._node.create_subscription(
             CameraInfo, self.topic("camera_info"), self._on_camera_info, qos, qos_overriding_options=overrides)
+        if settings.sparse_input != "off":
+            self.sparse = SparseInput(self._node, self.topic, self.name, settings, self._warnings)
         self._node.get_logger().info(
             f"listening on {self.image_sub.topic_name} ({settings.input_transport}) and "
             f"{self.camera_info_sub.topic_name}; publishing {self.describe_outputs(settings)}")
+
+    def unsubscribe(self) -> None:
+        """Stop receiving this camera's inputs (the managed node's deactivation); the latest CameraInfo is kept."""
+        for subscription in (self.image_sub, self.camera_info_sub):
+            if subscription is not None:
+                self._node.destroy_subscription(subscription)
+        if self.sparse is not None:
+            self.sparse.close()
+        self.image_sub = self.camera_info_sub = self.sparse = None
+
+    def destroy_publishers(self, destroy_publisher: Callable[[Any], Any]) -> None:
+        """Destroy every publisher of this camera with `destroy_publisher` (the managed node's cleanup)."""
+        for publisher in self._publishers.values():
+            if publisher is not None:
+                destroy_publisher(publisher)
 
     def describe_outputs(self, settings: NodeSettings) -> str:
         """The topics that carry messages with `settings` (`expected_outputs`), for the log; `depth/colored`

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -81,21 +81,35 @@ class DepthNode(Node):
 
     # ----------------------------------------------------------------------------- startup
     def _setup(self) -> None:
+        """Everything at construction: parameters, the model, the topics, the worker. The managed node
+        (`managed_depth_node.py`) runs the same steps from its lifecycle transitions instead."""
+        self._declare()
+        self._load_model()
+        self._open_channels(self.create_publisher)
+        self._start_worker()
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diagnostics_timer = self._create_diagnostics_timer()
+
+    def _declare(self) -> None:
+        """Parameters (checked; StartupError with the reason) and the configuration line."""
         self._worker: Optional[FrameWorker[PendingFrame]] = None
         self._said_once: set[str] = set()
         self._warnings = RejectionLog(self.get_logger(), WARN_PERIOD_S)
+        self._processor_lock = threading.Lock()
         try:
             self._params = NodeParameters(self, on_change=self._on_settings_changed)
         except (InvalidParameterValueException, InvalidParameterTypeException, SettingsError) as error:
             raise StartupError(f"invalid parameter: {_parameter_error_text(error)}") from None
-        settings = self._params.settings
-        self._log_configuration(settings)
+        self._log_configuration(self._params.settings)
 
+    def _load_model(self) -> None:
+        """Load the checkpoint, prepare the estimator and the frame processor, warm them up (StartupError with
+        the reason when the weights cannot be used)."""
+        settings = self._params.settings
         self._estimator, source = build_estimator(settings, self.get_logger())
         self.get_logger().info(f"engine: {self._estimator.describe_engine()}")
         prepare_estimator(self._estimator, settings, self.get_logger())
         warn_unusable(self._estimator, settings, self.get_logger())
-        self._processor_lock = threading.Lock()
         self._processor = build_processor(self._estimator, settings)
         warm_up_s = warm_up(self._processor, settings)
         self._model_info = describe_estimator(self._estimator, settings, source)
@@ -106,13 +120,22 @@ class DepthNode(Node):
             f"warm-up with {settings.warmup_width}x{settings.warmup_height} frames at input_size "
             f"{settings.input_size} took {warm_up_s:.2f} s")
 
-        self._channels = [CameraChannel(self, name, settings, self._on_image, self._warnings, self._say_once)
+    def _open_channels(self, create_publisher: Callable[..., Any], subscribe: bool = True) -> None:
+        """One `CameraChannel` per camera, its publishers made by `create_publisher` (the node's, or the managed
+        node's lifecycle publishers); subscribed now unless `subscribe` is false."""
+        settings = self._params.settings
+        self._channels = [CameraChannel(self, name, settings, self._on_image, self._warnings, self._say_once,
+                                        create_publisher=create_publisher, subscribe=subscribe)
                           for name in (settings.cameras or ("",))]
+
+    def _start_worker(self) -> None:
+        """A fresh worker thread for the frames (one per activation in the managed node)."""
         self._worker = FrameWorker(None, self._on_worker_error, handle_batch=self._process_frames)
         self._worker.start()
-        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._diagnostics_timer = self.create_timer(
-            DIAGNOSTICS_PERIOD_S, self._publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    def _create_diagnostics_timer(self) -> Any:
+        return self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics,
+                                 clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     def _log_configuration(self, settings: NodeSettings) -> None:
         """The whole configuration once, in one line a user can paste into an issue."""
@@ -286,11 +309,16 @@ def _parameter_error_text(error: Exception) -> str:
 
 def main(args: Optional[list[str]] = None) -> int:
     """Entry point of `ros2 run dav2_ros depth_node`: 0 on Ctrl-C/SIGTERM, 1 when the node cannot start."""
+    return spin_node(DepthNode, args)
+
+
+def spin_node(node_type: Callable[[], Node], args: Optional[list[str]] = None) -> int:
+    """Build `node_type`, spin it until Ctrl-C/SIGTERM (0), or say why it cannot start (1)."""
     rclpy.init(args=args)
-    node: Optional[DepthNode] = None
+    node: Optional[Node] = None
     exit_code = 0
     try:
-        node = DepthNode()
+        node = node_type()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()

@@ -62,6 +62,13 @@ class SparseInput:
             "is NOT used: a metric model needs sparse.metric_correction true")
         node.get_logger().info(f"sparse depth from {self.subscription.topic_name} ({msg_type.__name__}): {uses}")
 
+    def close(self) -> None:
+        """Stop receiving sparse depth (and transforms): the managed node's deactivation."""
+        self._node.destroy_subscription(self.subscription)
+        listener = getattr(self, "_tf_listener", None)
+        if listener is not None:
+            listener.unregister()
+
     def align_for(self, header: Any, width: int, height: int, intrinsics: Optional[Intrinsics],
                   settings: NodeSettings) -> Optional[Callable[[np.ndarray], Optional[tuple[float, float]]]]:
         """The `FrameRequest.align` of one frame (None when this model type does not use sparse depth)."""
