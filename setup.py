@@ -34,6 +34,7 @@ setup(
             "ros-sensor-msgs",
             "ros-std-msgs",
             "ros-diagnostic-msgs",
+            "ros-lifecycle-msgs",  # the managed node's services (rclpy.lifecycle)
             "ros-rmw-fastrtps-cpp",
         ],
         "test": [
@@ -57,6 +58,7 @@ setup(
     entry_points={
         "console_scripts": [
             "depth_node = dav2_ros.node.depth_node:main",
+            "managed_depth_node = dav2_ros.node.managed_depth_node:main",
             "dav2_infer = dav2_ros.cli.infer:main",
             "dav2_weights = dav2_ros.cli.weights:main",
             "bag_to_depth = dav2_ros.offline.entry_points:bag_to_depth",

@@ -168,11 +168,13 @@ class InProcessNode:
 
 
 class NodeProcess:
-    """`python -m dav2_ros.node.depth_node` in a subprocess, with its stdout+stderr collected line by line."""
+    """`python -m dav2_ros.node.depth_node` (or another node `module`) in a subprocess, with its stdout+stderr
+    collected line by line."""
 
     def __init__(self, params: Mapping[str, Any] = (), remaps: Mapping[str, str] = (), namespace: str = "",
-                 env: Optional[Mapping[str, str]] = None, extra_args: Sequence[str] = ()) -> None:
-        self.cmd = [sys.executable, "-m", "dav2_ros.node.depth_node",
+                 env: Optional[Mapping[str, str]] = None, extra_args: Sequence[str] = (),
+                 module: str = "dav2_ros.node.depth_node") -> None:
+        self.cmd = [sys.executable, "-m", module,
                     *ros_args(params, remaps, namespace), *extra_args]
         self.env = dict(os.environ)
         self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_DIR), self.env.get("PYTHONPATH")]))
