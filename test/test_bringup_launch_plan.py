@@ -1,0 +1,122 @@
+"""What depth.launch.py starts, decided by `plan_node` from its arguments (ROS- and launch-free): the plain or
+managed executable, the remappings of one camera or of each of several (`{camera}` placeholder, remappings file,
+cameras from the params file), respawn, and the reasons the launches give when a process exits."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+from dav2_ros.bringup.launch_plan import (PLAN_ARGUMENTS, LaunchArgumentError, node_exit_reason, parse_cameras,
+                                          parse_flag, plan_node, player_exit_reason)
+
+CONFIG_DIR = pathlib.Path(__file__).resolve().parent.parent / "config"
+DEFAULTS = {"cameras": "", "params_file": str(CONFIG_DIR / "depth.yaml"), "image_topic": "/camera/image_raw",
+            "camera_info_topic": "/camera/camera_info", "remappings_file": "", "managed": "false",
+            "autostart": "false", "respawn": "false", "respawn_delay": "2.0"}
+
+
+def plan(**arguments):
+    return plan_node({**DEFAULTS, **arguments})
+
+
+def test_defaults_are_the_plain_node_on_one_camera_that_ends_the_launch_when_it_exits():
+    assert set(DEFAULTS) == set(PLAN_ARGUMENTS)
+    result = plan()
+    assert (result.executable, result.managed, result.respawn, result.cameras) == ("depth_node", False, False, None)
+    assert result.remappings == (("image", "/camera/image_raw"), ("image/compressed", "/camera/image_raw/compressed"),
+                                 ("camera_info", "/camera/camera_info"))
+    assert "its exit ends the launch" in result.summary
+
+
+def test_two_cameras_from_the_argument_with_the_camera_placeholder():
+    result = plan(cameras="front,rear", image_topic="/{camera}/color/image_raw",
+                  camera_info_topic="/{camera}/color/camera_info")
+    assert result.cameras == ("front", "rear")
+    assert dict(result.remappings) == {
+        "front/image": "/front/color/image_raw", "front/image/compressed": "/front/color/image_raw/compressed",
+        "front/camera_info": "/front/color/camera_info",
+        "rear/image": "/rear/color/image_raw", "rear/image/compressed": "/rear/color/image_raw/compressed",
+        "rear/camera_info": "/rear/color/camera_info"}
+    assert "front/image <- /front/color/image_raw" in result.summary
+
+
+def test_two_cameras_from_the_params_file_and_a_remappings_file(tmp_path):
+    remaps = tmp_path / "remaps.yaml"
+    remaps.write_text("front:\n  image: /cam_front/image_raw\n  camera_info: /cam_front/info\n"
+                      "rear:\n  image: /cam_rear/image_raw\n")
+    result = plan(params_file=str(CONFIG_DIR / "two_cameras.yaml"), remappings_file=str(remaps),
+                  camera_info_topic="/{camera}/camera_info")
+    assert result.cameras is None  # the params file's cameras parameter stays as it is
+    assert dict(result.remappings) == {
+        "front/image": "/cam_front/image_raw", "front/image/compressed": "/cam_front/image_raw/compressed",
+        "front/camera_info": "/cam_front/info",  # the file wins over the placeholder
+        "rear/image": "/cam_rear/image_raw", "rear/image/compressed": "/cam_rear/image_raw/compressed",
+        "rear/camera_info": "/rear/camera_info"}
+
+
+def test_several_cameras_without_placeholder_or_file_keep_their_relative_topics_and_say_so():
+    result = plan(cameras="[front, rear]")
+    assert result.remappings == ()
+    assert "front, rear: relative topics" in result.summary
+
+
+@pytest.mark.parametrize("arguments, reason", [
+    ({"cameras": "front,front"}, "distinct"),
+    ({"cameras": "2nd"}, "not a relative namespace"),
+    ({"image_topic": "/{camera}/image_raw"}, "needs several cameras"),
+    ({"managed": "maybe"}, "managed:='maybe' is not a boolean"),
+    ({"respawn_delay": "soon"}, "not a number of seconds"),
+    ({"respawn_delay": "-1"}, "must not be negative"),
+    ({"params_file": "/nonexistent/params.yaml"}, "cannot read params file"),
+])
+def test_unusable_arguments_are_refused_with_the_reason(arguments, reason):
+    with pytest.raises(LaunchArgumentError, match=reason.replace("(", r"\(").replace(")", r"\)")):
+        plan(**arguments)
+
+
+@pytest.mark.parametrize("content, reason", [
+    ("side:\n  image: /x\n", "'side' is not one of the node's cameras"),
+    ("front:\n  depth: /x\n", "expected image and/or camera_info"),
+    ("- front\n", "expected camera names mapped"),
+])
+def test_unusable_remappings_files_are_refused(tmp_path, content, reason):
+    remaps = tmp_path / "remaps.yaml"
+    remaps.write_text(content)
+    with pytest.raises(LaunchArgumentError, match=reason):
+        plan(cameras="front,rear", remappings_file=str(remaps))
+
+
+def test_a_remappings_file_needs_several_cameras(tmp_path):
+    remaps = tmp_path / "remaps.yaml"
+    remaps.write_text("front:\n  image: /x\n")
+    with pytest.raises(LaunchArgumentError, match="one camera"):
+        plan(remappings_file=str(remaps))
+
+
+def test_managed_autostart_and_respawn():
+    result = plan(managed="true", autostart="1", respawn="yes", respawn_delay="5")
+    assert (result.executable, result.managed, result.autostart, result.respawn, result.respawn_delay) == \
+        ("managed_depth_node", True, True, True, 5.0)
+    assert "configured and activated by this launch" in result.summary and "respawns on exit" in result.summary
+    assert "waiting for a lifecycle manager" in plan(managed="true").summary
+
+
+@pytest.mark.parametrize("text, names", [("", ()), ("front", ("front",)), ("front,rear", ("front", "rear")),
+                                         ("[front, rear]", ("front", "rear")), ("['a', 'b/c']", ("a", "b/c"))])
+def test_parse_cameras(text, names):
+    assert parse_cameras(text) == names
+
+
+@pytest.mark.parametrize("text, value", [("true", True), ("True", True), ("1", True), ("false", False), ("", False)])
+def test_parse_flag(text, value):
+    assert parse_flag("respawn", text) is value
+
+
+def test_exit_reasons_name_the_code_and_the_likely_cause():
+    assert "exited with code 1" in node_exit_reason("depth_node", 1) and "checkpoint" in node_exit_reason("n", 1)
+    assert "killed by signal 9" in node_exit_reason("depth_node", -9)
+    assert "shutting down the launch" in node_exit_reason("depth_node", 0)
+    assert "the bag ended" in player_exit_reason(0)
+    assert "code 2" in player_exit_reason(2) and "ros2 bag" in player_exit_reason(2)
