@@ -6,13 +6,21 @@
 `ros2 bag play --clock` publishes /clock from the bag's timestamps and the node runs with
 use_sim_time true, so its outputs line up with the recording. Playback starts `play_delay` seconds
 after launch, once the model is loaded and warmed up. The other arguments are depth.launch.py's.
+
+The replay ends when the player exits, saying why: the bag ended (code 0), or the player failed (the bag was not
+found, `ros2 bag` is not installed: its error is shown above). It also ends when depth_node exits fatally.
 """
 
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, ExecuteProcess, IncludeLaunchDescription, TimerAction
+from launch import LaunchContext, LaunchDescription
+from launch.actions import (DeclareLaunchArgument, ExecuteProcess, IncludeLaunchDescription, LogInfo,
+                            RegisterEventHandler, Shutdown, TimerAction)
+from launch.event_handlers import OnProcessExit
+from launch.events.process import ProcessExited
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.substitutions import FindPackageShare
+
+from dav2_ros.bringup.launch_plan import player_exit_reason
 
 # depth.launch.py arguments passed through unchanged (use_sim_time is forced to true).
 PASSED_THROUGH = {
@@ -31,6 +39,10 @@ PASSED_THROUGH = {
     "backend": ("", "auto | torch | openvino (CPU) | onnxruntime (empty: from params_file)."),
     "precision": ("", "auto | fp32 | fp16 | bf16 | int8 (CPU) (empty: from params_file)."),
     "input_transport": ("", "raw | compressed (empty: from params_file)."),
+    "cameras": ("", "Several cameras in one node, e.g. front,rear (see depth.launch.py; empty: from params_file)."),
+    "remappings_file": ("", "YAML file giving each camera's input topics (see depth.launch.py); empty: none."),
+    "managed": ("false", "true: run the lifecycle (managed) variant of the node."),
+    "autostart": ("true", "With managed true: configure and activate the node from this launch."),
 }
 
 
@@ -58,4 +70,13 @@ def generate_launch_description() -> LaunchDescription:
     return LaunchDescription(arguments + [
         depth,
         TimerAction(period=LaunchConfiguration("play_delay"), actions=[play]),
+        RegisterEventHandler(OnProcessExit(target_action=play, on_exit=_player_exited)),
     ])
+
+
+def _player_exited(event: ProcessExited, context: LaunchContext) -> list:
+    """The player exited: say why and end the replay (nothing to add when the launch is already shutting down)."""
+    if context.is_shutdown:
+        return []
+    reason = player_exit_reason(event.returncode)
+    return [LogInfo(msg=reason), Shutdown(reason=reason)]

@@ -1,7 +1,9 @@
 """The launch files, checked from their syntax tree (launch/launch_ros are not on PyPI): every
 DeclareLaunchArgument is described, the arguments that override parameters name real node
-parameters, the remappings hit the node's topics, the replay file plays with --clock on sim time,
-and none of them uses eval/OpaqueFunction/subprocess. With launch installed, they are also loaded."""
+parameters, the node's executable is ours (plain or managed), a process exit ends the launch with a reason, the
+replay file plays with --clock on sim time, and none uses eval/subprocess or an OpaqueFunction reading an
+undeclared argument. What the node is started with (remappings, respawn, cameras) is `plan_node`'s, tested in
+test_bringup_launch_plan.py. With launch installed, the files are also loaded (and run in test_launch_runs.py)."""
 
 import ast
 import importlib.util
@@ -22,7 +24,7 @@ REQUIRED_DEPTH_ARGUMENTS = {"encoder", "model_type", "input_size", "checkpoint",
                             "use_sim_time", "log_level"}
 # Launch arguments that are not node parameters of the same name.
 LAUNCH_ONLY = {"params_file", "namespace", "image_topic", "camera_info_topic", "log_level", "bag", "rate",
-               "play_delay"}
+               "play_delay", "remappings_file", "managed", "autostart", "respawn", "respawn_delay"}
 # Parameters every ROS 2 node has.
 BUILTIN_PARAMETERS = {"use_sim_time"}
 
@@ -112,22 +114,60 @@ def test_depth_launch_declares_the_required_arguments_and_they_match_node_parame
         assert key.value in SPECS_BY_NAME, f"MODEL_ARGUMENTS names {key.value}, which the node does not declare"
 
 
-def test_depth_launch_runs_our_executable_remaps_our_topics_and_uses_the_share_config():
+def _calls(tree: ast.AST, name: str) -> list[ast.Call]:
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and _call_name(n) == name]
+
+
+def test_depth_launch_runs_our_executable_with_the_planned_remappings_and_the_share_config():
     source = DEPTH_LAUNCH.read_text()
     tree = ast.parse(source)
-    nodes = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and _call_name(n) == "Node"]
+    nodes = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+             and any(k.arg == "package" for k in n.keywords)]
     assert len(nodes) == 1
     keywords = {k.arg: k.value for k in nodes[0].keywords}
-    assert {k: ast.literal_eval(keywords[k]) for k in ("package", "executable", "name")} == \
-        {"package": "dav2_ros", "executable": "depth_node", "name": "depth_node"}
-    assert re.search(r'"depth_node\s*=\s*dav2_ros\.node\.depth_node:main"', (PROJECT_DIR / "setup.py").read_text())
-    remapped = {pair.elts[0].value for pair in keywords["remappings"].elts}
-    assert remapped == {"image", "image/compressed", "camera_info"}
+    assert {k: ast.literal_eval(keywords[k]) for k in ("package", "name")} == {"package": "dav2_ros",
+                                                                              "name": "depth_node"}
+    assert ast.unparse(nodes[0].func) == "node_action" and "node_action = LifecycleNode if plan.managed else Node" \
+        in source
+    assert {ast.unparse(keywords[k]) for k in ("executable", "remappings", "respawn", "respawn_delay")} == \
+        {"plan.executable", "list(plan.remappings)", "plan.respawn", "plan.respawn_delay"}
+    setup = (PROJECT_DIR / "setup.py").read_text()
+    assert re.search(r'"depth_node\s*=\s*dav2_ros\.node\.depth_node:main"', setup)
+    assert re.search(r'"managed_depth_node\s*=\s*dav2_ros\.node\.managed_depth_node:main"', setup)
     assert "parameters" not in keywords  # they come from SetParametersFromFile + SetParameter, in that order
     assert {"--ros-args", "--log-level", "config", "depth.yaml", "dav2_ros"} <= string_constants(DEPTH_LAUNCH)
     assert (PROJECT_DIR / "config" / "depth.yaml").is_file()
     calls = {_call_name(n) for n in ast.walk(tree) if isinstance(n, ast.Call)}
     assert {"SetParametersFromFile", "SetParameter", "GroupAction", "FindPackageShare"} <= calls
+
+
+def test_a_process_exit_ends_the_launch_with_the_reason():
+    """depth: OnProcessExit on the node (unless respawn) -> LogInfo + Shutdown(reason); replay: the same on the
+    player; the reasons are the tested `node_exit_reason` / `player_exit_reason`."""
+    for path, target, handler, reason in ((DEPTH_LAUNCH, "node", "_node_exited", "node_exit_reason"),
+                                          (REPLAY_LAUNCH, "play", "_player_exited", "player_exit_reason")):
+        tree = ast.parse(path.read_text())
+        (exit_handler,) = _calls(tree, "OnProcessExit")
+        keywords = {k.arg: ast.unparse(k.value) for k in exit_handler.keywords}
+        assert keywords == {"target_action": target, "on_exit": handler}, path.name
+        function = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == handler)
+        called = {_call_name(n) for n in ast.walk(function) if isinstance(n, ast.Call)}
+        assert {reason, "LogInfo", "Shutdown"} <= called, path.name
+        (shutdown,) = _calls(function, "Shutdown")
+        assert [k.arg for k in shutdown.keywords] == ["reason"]
+    source = DEPTH_LAUNCH.read_text()
+    assert "if not plan.respawn:\n        actions.append(RegisterEventHandler(OnProcessExit(" in source
+
+
+def test_managed_autostart_configures_then_activates_through_launch_ros_lifecycle_events():
+    tree = ast.parse(DEPTH_LAUNCH.read_text())
+    autostart = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_autostart")
+    text = ast.unparse(autostart)
+    assert "OnProcessStart(target_action=node, on_start=[transition(Transition.TRANSITION_CONFIGURE)])" in text
+    assert "start_state='configuring', goal_state='inactive'" in text
+    assert "transition(Transition.TRANSITION_ACTIVATE)" in text
+    assert "ChangeState(lifecycle_node_matcher=matches_action(node), transition_id=transition_id)" in text
+    assert "if plan.managed and plan.autostart:" in DEPTH_LAUNCH.read_text()
 
 
 def test_replay_plays_the_bag_with_clock_and_runs_the_node_on_sim_time():
@@ -143,12 +183,27 @@ def test_replay_plays_the_bag_with_clock_and_runs_the_node_on_sim_time():
 
 
 @pytest.mark.parametrize("path", [DEPTH_LAUNCH, REPLAY_LAUNCH], ids=lambda p: p.name)
-def test_no_eval_opaque_function_or_subprocess(path):
+def test_no_eval_subprocess_or_hidden_arguments(path):
+    """No eval/exec/subprocess/os/PythonExpression; the one OpaqueFunction (depth.launch.py: the number of
+    remappings depends on the cameras) reads declared arguments only, through LaunchConfiguration."""
+    from dav2_ros.bringup.launch_plan import PLAN_ARGUMENTS
+
     tree = ast.parse(path.read_text())
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | \
         {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)} | \
         {alias.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for alias in n.names}
-    assert not names & {"eval", "exec", "OpaqueFunction", "PythonExpression", "subprocess", "os"}
+    assert not names & {"eval", "exec", "subprocess", "os", "environ", "PythonExpression", "launch_configurations",
+                        "argv"}
+    opaque = _calls(tree, "OpaqueFunction")
+    if path != DEPTH_LAUNCH:
+        assert not opaque
+        return
+    assert [ast.unparse(call) for call in opaque] == ["OpaqueFunction(function=_depth_node)"]
+    declared = set(declared_arguments(path))
+    assert set(PLAN_ARGUMENTS) <= declared
+    read = {ast.literal_eval(call.args[0]) for call in _calls(tree, "LaunchConfiguration")
+            if isinstance(call.args[0], ast.Constant)}
+    assert read <= declared, f"LaunchConfiguration of undeclared argument(s) {read - declared}"
 
 
 @pytest.mark.skipif(importlib.util.find_spec("launch") is None or importlib.util.find_spec("launch_ros") is None,
