@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 
@@ -31,7 +33,13 @@ class LifecycleClient:
 
     def change_state(self, transition_id: int, timeout: float | None = None) -> bool:
         """The `success` of `change_state(transition_id)` (a transition may take the model's load time)."""
-        future = self._change.call_async(ChangeState.Request(transition=Transition(id=transition_id)))
+        return self.result(self.request_change(transition_id), timeout)
+
+    def request_change(self, transition_id: int) -> Any:
+        """Call `change_state(transition_id)` without waiting; `result(future)` waits for its success."""
+        return self._change.call_async(ChangeState.Request(transition=Transition(id=transition_id)))
+
+    def result(self, future: Any, timeout: float | None = None) -> bool:
         wait_until(future.done, timeout or self._timeout, f"the reply of {self._change.srv_name}")
         return bool(future.result().success)
 

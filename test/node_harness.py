@@ -112,9 +112,12 @@ def _yaml_value(value: Any) -> str:
 
 
 class InProcessNode:
-    """The real `DepthNode` in a private rclpy context, spun by a thread; use as a context manager."""
+    """The real `DepthNode` (or `node_type`, e.g. the managed node) in a private rclpy context, spun by a thread;
+    use as a context manager."""
 
-    def __init__(self, params: Mapping[str, Any], remaps: Mapping[str, str] = (), namespace: str = "") -> None:
+    def __init__(self, params: Mapping[str, Any], remaps: Mapping[str, str] = (), namespace: str = "",
+                 node_type: Optional[type] = None) -> None:
+        self.node_type = node_type
         self.params = dict(params)
         self.remaps = dict(remaps)
         self.namespace = namespace
@@ -129,7 +132,7 @@ class InProcessNode:
         self.context = Context()
         rclpy.init(context=self.context)
         try:
-            self.node = DepthNode(
+            self.node = (self.node_type or DepthNode)(
                 context=self.context,
                 namespace=self.namespace or None,
                 cli_args=ros_args(remaps=self.remaps),

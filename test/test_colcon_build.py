@@ -65,11 +65,14 @@ def test_install_tree_has_the_ament_index_entry_share_files_and_executable(insta
     assert {p.name for p in (share / "launch").iterdir()} >= {"depth.launch.py", "replay.launch.py"}
     assert {p.name for p in (share / "config").iterdir()} >= {"depth.yaml", "indoor.yaml", "outdoor.yaml",
                                                               "relative.yaml"}
-    executable = install_dir / "lib/dav2_ros/depth_node"
-    assert executable.is_file() and os.access(executable, os.X_OK)
+    for name in ("depth_node", "managed_depth_node"):
+        executable = install_dir / "lib/dav2_ros" / name
+        assert executable.is_file() and os.access(executable, os.X_OK), name
+    # the launch files import their decisions from the installed package
+    assert next(install_dir.glob("lib/python3*/site-packages/dav2_ros/bringup/launch_plan.py"))
     # package.xml's dependencies reached colcon (they are absent when it falls back to plain Python)
     dependencies = (install_dir / "share/colcon-core/packages/dav2_ros").read_text().split(":")
-    assert {"rclpy", "sensor_msgs", "diagnostic_msgs", "python3-torch"} <= set(dependencies)
+    assert {"rclpy", "sensor_msgs", "diagnostic_msgs", "lifecycle_msgs", "python3-torch"} <= set(dependencies)
 
 
 @pytest.mark.ros

@@ -188,3 +188,50 @@ def test_invalid_parameter_still_ends_the_process_with_code_1():
     with NodeProcess({**PARAMS, "input_size": 100}, namespace=f"{NAMESPACE}_bad", module=MODULE) as node:
         assert node.wait(60.0) == 1
     assert "cannot start: invalid parameter" in node.output and "input_size" in node.output
+
+
+def test_deactivate_drops_the_frame_in_flight_and_keeps_the_model(tmp_path):
+    """A frame inside the model when deactivate comes is not published; the next activate serves frames with the
+    same model object (no reload). In-process, so the test can hold the frame in the model (an estimator spy)."""
+    import threading
+
+    from dav2_ros.node.managed_depth_node import ManagedDepthNode
+    from dav2_ros.pipeline.processing import FrameProcessor
+    from estimator_spy import EstimatorSpy
+    from node_harness import InProcessNode
+
+    namespace = f"{NAMESPACE}_in_flight"
+    params = {**PARAMS, "allow_random_weights": True, "weights_dir": str(tmp_path)}
+    entered, release = threading.Event(), threading.Event()
+
+    def gate(batch_size: int) -> None:
+        entered.set()
+        assert release.wait(TIMEOUT_S), "the test never released the frame"
+
+    with InProcessNode(params, namespace=namespace, node_type=ManagedDepthNode) as node, \
+            DdsClient("dav2_lifecycle_client") as client:
+        lifecycle = LifecycleClient(client, node.fqn, TIMEOUT_S)
+        depth = client.collect(Image, f"{namespace}/depth/image")
+        image_pub = client.publisher(Image, f"{namespace}/image")
+        assert lifecycle.change_state(CONFIGURE, TIMEOUT_S) and lifecycle.change_state(ACTIVATE)
+        model = node.node._estimator
+        spy = EstimatorSpy(model, before_call=gate)
+        node.node._processor = FrameProcessor(spy, node.node._processor.settings)
+        client.wait_for_subscribers(image_pub, timeout=TIMEOUT_S)
+
+        wait_until(lambda: entered.is_set() or image_pub.publish(frame(1)) or time.sleep(0.2), TIMEOUT_S,
+                   "frame 1 inside the model")
+        deactivating = lifecycle.request_change(DEACTIVATE)
+        time.sleep(0.5)  # deactivate waits for the worker, which holds frame 1
+        assert not deactivating.done()
+        release.set()
+        assert lifecycle.result(deactivating) is True
+        time.sleep(1.0)  # frame 1's outputs, if published, would have come within milliseconds
+        assert [m.header.stamp.sec for m in depth.messages] == []
+
+        assert lifecycle.change_state(ACTIVATE) is True
+        assert node.node._estimator is model  # kept across deactivate/activate
+        image = frame(2)
+        depth.wait_for(lambda m: same_header(m, image), TIMEOUT_S, on_wait=every(0.5, lambda: image_pub.publish(image)))
+        assert 1 not in [m.header.stamp.sec for m in depth.messages]
+        lifecycle.close()
