@@ -65,10 +65,17 @@ def test_relative_model_publishes_relative_only_until_a_conversion_is_given(bags
 
 def test_startup_line_lists_only_the_topics_that_will_carry_messages():
     """A relative model without relative_scale publishes depth/relative (and the preview) only: its start-up line
-    names those and neither depth/image, depth/camera_info nor points."""
+    names those and neither depth/image, depth/camera_info nor points; setting relative_scale says the new list."""
     from node_harness import NodeProcess
 
-    with NodeProcess({**PARAMS, "warmup_width": 64, "warmup_height": 48}, namespace="/dav2_relative_line") as node:
+    ns = "/dav2_relative_line"
+    with NodeProcess({**PARAMS, "warmup_width": 64, "warmup_height": 48}, namespace=ns) as node, \
+            DdsClient("dav2_relative_line_client") as client:
         line = node.wait_for_output(r"listening on .*; publishing ", 120.0)
+        results = client.set_parameters(f"{ns}/depth_node", {"relative_scale": 0.5})
+        assert all(r.successful for r in results), [r.reason for r in results]
+        changed = node.wait_for_output(r"parameters changed: now publishing ", 60.0)
     published = line.split("; publishing ", 1)[1]
-    assert published == ("/dav2_relative_line/depth/relative, /dav2_relative_line/depth/colored (while subscribed)")
+    assert published == f"{ns}/depth/relative, {ns}/depth/colored (while subscribed)"
+    assert changed.split("now publishing ", 1)[1] == (f"{ns}/depth/relative, {ns}/depth/image, {ns}/depth/camera_info, "
+                                                       f"{ns}/points, {ns}/depth/colored (while subscribed)")

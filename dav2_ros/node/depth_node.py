@@ -30,6 +30,7 @@ from dav2_ros.conversions.image_codec import image_msg_to_array
 from dav2_ros.conversions.compressed_codec import compressed_msg_to_array
 from dav2_ros.geometry.intrinsics import IntrinsicsError
 from dav2_ros.node.camera_channel import CameraChannel
+from dav2_ros.pipeline.frame_outputs import expected_outputs
 from dav2_ros.node.diagnostics import diagnostic_array
 from dav2_ros.pipeline.builders import (StartupError, build_estimator, build_processor, describe_estimator,
                                     batches_cameras, prepare_estimator, warm_up, warn_unusable)
@@ -97,10 +98,21 @@ class DepthNode(Node):
         self._warnings = RejectionLog(self.get_logger(), WARN_PERIOD_S)
         self._processor_lock = threading.Lock()
         try:
-            self._params = NodeParameters(self, on_change=self._on_settings_changed)
+            self._params = NodeParameters(self, on_change=self._on_parameters_changed)
         except (InvalidParameterValueException, InvalidParameterTypeException, SettingsError) as error:
             raise StartupError(f"invalid parameter: {_parameter_error_text(error)}") from None
         self._log_configuration(self._params.settings)
+        self._outputs = expected_outputs(self._params.settings)
+
+    def _on_parameters_changed(self, settings: NodeSettings) -> None:
+        """A runtime parameter change: apply it (`_on_settings_changed`), and say so when it changes which topics
+        carry messages (relative_scale given or set back to 0, publish_cloud switched)."""
+        self._on_settings_changed(settings)
+        outputs = expected_outputs(settings)
+        if outputs != self._outputs:
+            self._outputs = outputs
+            for channel in getattr(self, "_channels", []):
+                self.get_logger().info(f"parameters changed: now publishing {channel.describe_outputs(settings)}")
 
     def _load_model(self) -> None:
         """Load the checkpoint, prepare the estimator and the frame processor, warm them up (StartupError with
