@@ -127,20 +127,19 @@ def _depth_node(context: LaunchContext) -> list:
                  for name in MODEL_ARGUMENTS]
     if plan.cameras:
         overrides.append(SetParameter(name="cameras", value=list(plan.cameras)))
-    actions = [
-        LogInfo(msg=plan.summary),
-        # Scoped: the file and the overrides apply to this node only, in this order (later wins).
-        GroupAction([
-            SetParametersFromFile(LaunchConfiguration("params_file")),
-            *overrides,
-            SetParameter(name="use_sim_time", value=LaunchConfiguration("use_sim_time")),
-            node,
-        ]),
-    ]
+    # The event handlers first (as launch_ros's lifecycle examples do), so none of the node's events is missed.
+    actions = [LogInfo(msg=plan.summary)]
     if not plan.respawn:
         actions.append(RegisterEventHandler(OnProcessExit(target_action=node, on_exit=_node_exited)))
     if plan.managed and plan.autostart:
         actions += _autostart(node)
+    # Scoped: the file and the overrides apply to this node only, in this order (later wins).
+    actions.append(GroupAction([
+        SetParametersFromFile(LaunchConfiguration("params_file")),
+        *overrides,
+        SetParameter(name="use_sim_time", value=LaunchConfiguration("use_sim_time")),
+        node,
+    ]))
     return actions
 
 

@@ -68,9 +68,9 @@ def generate_launch_description() -> LaunchDescription:
         output="screen",
     )
     return LaunchDescription(arguments + [
+        RegisterEventHandler(OnProcessExit(target_action=play, on_exit=_player_exited)),
         depth,
         TimerAction(period=LaunchConfiguration("play_delay"), actions=[play]),
-        RegisterEventHandler(OnProcessExit(target_action=play, on_exit=_player_exited)),
     ])
 
 

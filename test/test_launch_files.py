@@ -157,6 +157,7 @@ def test_a_process_exit_ends_the_launch_with_the_reason():
         assert [k.arg for k in shutdown.keywords] == ["reason"]
     source = DEPTH_LAUNCH.read_text()
     assert "if not plan.respawn:\n        actions.append(RegisterEventHandler(OnProcessExit(" in source
+    assert source.index("OnProcessExit(target_action=node") < source.index("actions.append(GroupAction(")
 
 
 def test_managed_autostart_configures_then_activates_through_launch_ros_lifecycle_events():
