@@ -82,6 +82,36 @@ def test_an_exception_in_one_frame_is_reported_and_the_loop_goes_on():
         assert worker.stop(timeout=5.0)
 
 
+def test_on_error_runs_after_the_handler_block_and_may_itself_fail():
+    """on_error sees the error after the worker's except block has exited (nothing is being handled, so the
+    traceback does not pin the failed frame), and an on_error that raises does not stop the loop."""
+    import sys
+
+    seen: list[tuple[BaseException, object]] = []
+    handled: list[int] = []
+
+    def handle(frame: int) -> None:
+        if frame < 3:
+            raise ValueError(f"bad frame {frame}")
+        handled.append(frame)
+
+    def on_error(error: BaseException) -> None:
+        seen.append((error, sys.exc_info()[1]))
+        raise RuntimeError("the reporter failed too")
+
+    worker: FrameWorker[int] = FrameWorker(handle, on_error=on_error)
+    worker.start()
+    try:
+        for frame in (1, 2, 3):
+            worker.submit(frame)
+            wait_until(lambda f=frame: len(seen) >= f or handled, 5.0, f"frame {frame} handled or reported")
+        wait_until(lambda: handled == [3], 5.0, "the frame after two failed reports")
+        assert [str(error) for error, _ in seen] == ["bad frame 1", "bad frame 2"]
+        assert [active for _, active in seen] == [None, None]
+    finally:
+        assert worker.stop(timeout=5.0)
+
+
 def test_stop_waits_for_the_frame_in_flight_and_ends_the_thread():
     finished = threading.Event()
 

@@ -7,6 +7,7 @@ No rclpy here: the worker calls a plain handler, so its dropping and shutdown ar
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Callable, Generic, Hashable, Optional, TypeVar
 
@@ -66,7 +67,8 @@ class FrameWorker(Generic[T]):
 
     `handle(frame)` gets one frame at a time; with `handle_batch(frames)` instead, every frame waiting at that
     moment (the newest of each key) comes in one call. Handlers must not raise; anything that escapes goes to
-    `on_error` and the loop goes on, so one bad frame never stops the node.
+    `on_error` (called after the except block has exited) and the loop goes on, so one bad frame never stops the
+    node; if `on_error` raises as well, one line goes to stderr and the loop still goes on.
     """
 
     def __init__(self, handle: Optional[Callable[[T], None]], on_error: Callable[[BaseException], None],
@@ -118,8 +120,23 @@ class FrameWorker(Generic[T]):
                 self.busy.clear()
 
     def _call(self, handler: Callable, argument: object) -> None:
+        failure: Optional[BaseException] = None
         try:
             handler(argument)
         except BaseException as error:  # noqa: BLE001 -- reported, the loop must survive
-            if not self._stop.is_set():
-                self._on_error(error)
+            failure = error
+        # Reported after the except block has exited, so the handler's traceback (and what its frames hold, e.g.
+        # tensors) is not pinned while on_error runs.
+        if failure is not None and not self._stop.is_set():
+            self._report(failure)
+
+    def _report(self, failure: BaseException) -> None:
+        """`on_error(failure)`; if that raises too, one line on stderr, and the loop goes on."""
+        try:
+            self._on_error(failure)
+        except BaseException as error:  # noqa: BLE001 -- the loop must survive its own reporter
+            try:
+                sys.stderr.write(f"[ERROR] [{self._thread.name}]: reporting {type(failure).__name__} failed "
+                                 f"with {type(error).__name__}\n")
+            except BaseException:  # noqa: BLE001
+                pass
