@@ -9,6 +9,7 @@ skipped where there is no CUDA device.
 from __future__ import annotations
 
 import re
+import sys
 import time
 from types import SimpleNamespace
 
@@ -165,8 +166,13 @@ def test_an_error_in_one_frame_is_counted_said_and_the_next_frame_is_right(live,
     from node_harness import wait_until
 
     make_error, reason, log_pattern = OOM_CASES[case]
-    released = []
-    monkeypatch.setattr(device_module, "release_cached_memory", lambda device: released.append(str(device)))
+    released, handling = [], []
+
+    def release(device) -> None:  # the real one empties the CUDA cache; record where it was called from
+        released.append(str(device))
+        handling.append(sys.exc_info()[1])  # an exception being handled would pin the failed frame's tensors
+
+    monkeypatch.setattr(device_module, "release_cached_memory", release)
     wait = _LAST_ERROR_LOG.get(reason, 0.0) + WARN_PERIOD_S + 0.3 - time.monotonic()
     if wait > 0:  # the node says each kind at most once per period
         time.sleep(wait)
@@ -186,6 +192,7 @@ def test_an_error_in_one_frame_is_counted_said_and_the_next_frame_is_right(live,
     assert not [m for c in (live.depth, live.info, live.points) for m in c.messages
                 if m.header.stamp == frame.header.stamp], "something was published for the failed frame"
     assert released == (["cpu"] if reason == "out_of_memory" else [])
+    assert handling == [None] * len(released), "the cache was emptied inside the except block that caught the error"
     logged = wait_until(lambda: re.search(log_pattern, capfd.readouterr().err), 10.0, "the node's error line")
     assert "Traceback" not in logged.string
     _next_frame_is_right(live, camera)

@@ -58,6 +58,9 @@ class CameraChannel:
         self.image_sub: Any = None
         self.camera_info_sub: Any = None
         self.sparse: Optional[SparseInput] = None
+        # The resolved input topics once subscribed (relative names until then), for messages.
+        self.image_topic = self.topic("image/compressed" if settings.input_transport == "compressed" else "image")
+        self.camera_info_topic = self.topic("camera_info")
         self._create_publishers(settings, create_publisher or node.create_publisher)
         if subscribe:
             self.subscribe()
@@ -106,6 +109,8 @@ class CameraChannel:
             CameraInfo, self.topic("camera_info"), self._on_camera_info, qos, qos_overriding_options=overrides)
         if settings.sparse_input != "off":
             self.sparse = SparseInput(self._node, self.topic, self.name, settings, self._warnings)
+        # Kept as text: the error paths name them without calling into rcl (which raises once they are destroyed).
+        self.image_topic, self.camera_info_topic = self.image_sub.topic_name, self.camera_info_sub.topic_name
         self._node.get_logger().info(
             f"listening on {self.image_sub.topic_name} ({settings.input_transport}) and "
             f"{self.camera_info_sub.topic_name}; publishing {self.describe_outputs(settings)}")
@@ -142,11 +147,11 @@ class CameraChannel:
             self._camera_info = msg
         if first:
             self._node.get_logger().info(
-                f"first CameraInfo on {self.camera_info_sub.topic_name}: {msg.width}x{msg.height}, "
+                f"first CameraInfo on {self.camera_info_topic}: {msg.width}x{msg.height}, "
                 f"K = {np.asarray(msg.k).round(3).tolist()}")
         if distortion_is_nonzero(msg):
             self._say_once(f"{self.name}:distortion",
-                           f"CameraInfo on {self.camera_info_sub.topic_name} has non-zero distortion "
+                           f"CameraInfo on {self.camera_info_topic} has non-zero distortion "
                            f"D = {np.asarray(msg.d).round(5).tolist()}: the input image is assumed to be rectified "
                            "(feed image_rect from image_proc for exact geometry); K is used as is", warn=True)
 
@@ -158,7 +163,7 @@ class CameraChannel:
             if settings.publishes_metric_depth:
                 self.stats.cloud_skipped_for("no_camera_info")
                 self._say_once(f"{self.name}:no_camera_info",
-                               f"no CameraInfo received yet on {self.camera_info_sub.topic_name}: publishing "
+                               f"no CameraInfo received yet on {self.camera_info_topic}: publishing "
                                f"{self.depth_pub.topic_name} only; {self.info_pub.topic_name} and "
                                f"{self.cloud_pub.topic_name} start with the first CameraInfo", warn=True)
             return None
@@ -185,7 +190,7 @@ class CameraChannel:
 
     def _on_topic(self) -> str:
         """" on <camera_info topic>" when the node has several cameras (the single camera's messages stay short)."""
-        return f" on {self.camera_info_sub.topic_name}" if self.name else ""
+        return f" on {self.camera_info_topic}" if self.name else ""
 
     # ------------------------------------------------------------------------------ outputs
     def publish(self, header: Header, result: FrameResult, image: np.ndarray, color_order: str,

@@ -12,8 +12,9 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, TypeVar, Union
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -21,7 +22,6 @@ from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
@@ -36,13 +36,14 @@ from dav2_ros.pipeline.builders import (StartupError, build_estimator, build_pro
                                     batches_cameras, prepare_estimator, warm_up, warn_unusable)
 from dav2_ros.node.frame_worker import FrameWorker
 from dav2_ros.node.parameters import NodeParameters
-from dav2_ros.node.rejections import RejectionLog
+from dav2_ros.node.rejections import RejectionLog, log_to_stderr
 from dav2_ros.pipeline.settings import NODE_NAME, NodeSettings, SettingsError
-from dav2_ros.pipeline.processing import FrameRequest, FrameResult
+from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, FrameResult, refuse_elongated
 
 # Seconds between two warnings of the same kind (bad input, bad CameraInfo, internal errors).
 WARN_PERIOD_S = 5.0
 DIAGNOSTICS_PERIOD_S = 1.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class DepthNode(Node):
         """Parameters (checked; StartupError with the reason) and the configuration line."""
         self._worker: Optional[FrameWorker[PendingFrame]] = None
         self._said_once: set[str] = set()
+        self._said_once_lock = threading.Lock()
         self._warnings = RejectionLog(self.get_logger(), WARN_PERIOD_S)
         self._processor_lock = threading.Lock()
         try:
@@ -184,41 +186,51 @@ class DepthNode(Node):
     # ------------------------------------------------------------------------ worker thread
     def _process_frames(self, frames: list[PendingFrame]) -> None:
         """Decode, infer, back-project and publish every waiting frame (one per camera; runs on the worker
-        thread). When batching (`batches_cameras`), frames of one size go through the network together."""
-        settings = self._params.settings
-        decoded = [frame for frame in (self._decode(pending, settings) for pending in frames) if frame is not None]
-        if not decoded:
+        thread). When batching (`batches_cameras`), frames of one size go through the network together.
+
+        Every frame ends exactly once: published, or counted under one reason. Each step is attempted on its own
+        (`_attempt`), so an error costs only the frames of that step, and is handled after its `except` block has
+        exited; the handlers (`_reject`, `_frames_failed`) do not raise."""
+        prepared, failure = _attempt(self._round_setup)
+        if failure is not None:
+            self._frames_failed([pending.channel for pending in frames], failure)
             return
-        with self._processor_lock:
-            processor = self._processor
-        batched = batches_cameras(settings, self._estimator.device)
-        batches = [decoded] if batched else [[frame] for frame in decoded]
+        settings, processor, batched = prepared
+        decoded = []
+        for pending in frames:
+            outcome, failure = _attempt(self._decode, pending, settings)
+            if failure is not None:
+                self._frames_failed([pending.channel], failure)
+            elif isinstance(outcome, Exception):
+                self._refused([pending.channel], outcome)
+            elif outcome is not None:
+                decoded.append(outcome)
+        batches = [decoded] if batched and decoded else [[frame] for frame in decoded]
         for batch in batches:
-            try:
-                outcomes = processor.process_batch([frame.request for frame in batch])
-            except Exception as error:  # noqa: BLE001 -- out of memory, a model error: these frames only
-                self._frames_failed([frame.pending.channel for frame in batch], error)
+            outcomes, failure = _attempt(processor.process_batch, [frame.request for frame in batch])
+            if failure is None and len(outcomes) != len(batch):
+                failure = RuntimeError(f"process_batch gave {len(outcomes)} outcomes for {len(batch)} frames")
+            if failure is not None:  # out of memory, a model error: these frames only
+                self._frames_failed([frame.pending.channel for frame in batch], failure)
                 continue
             for frame, outcome in zip(batch, outcomes):
-                self._finish(frame, outcome, settings)
+                if isinstance(outcome, Exception):
+                    self._refused([frame.pending.channel], outcome)
+                elif self._worker is None or not self._worker.stopping:
+                    _, failure = _attempt(self._publish, frame, outcome, settings)
+                    if failure is not None:
+                        self._frames_failed([frame.pending.channel], failure)
 
-    def _finish(self, frame: DecodedFrame, outcome: Union[FrameResult, Exception], settings: NodeSettings) -> None:
-        """Publish one frame's result, or count and say why it has none."""
-        channel = frame.pending.channel
-        if isinstance(outcome, InputRejected):  # an image too elongated for the model...
-            self._reject(channel, outcome)
-        elif isinstance(outcome, IntrinsicsError):
-            channel.intrinsics_refused(outcome)
-        elif isinstance(outcome, Exception):
-            self._frames_failed([channel], outcome)
-        elif self._worker is None or not self._worker.stopping:
-            try:
-                self._publish(frame, outcome, settings)
-            except Exception as error:  # noqa: BLE001 -- this frame only
-                self._frames_failed([channel], error)
+    def _round_setup(self) -> tuple[NodeSettings, FrameProcessor, bool]:
+        """What one round of frames runs with: the settings, the processor and whether cameras batch."""
+        settings = self._params.settings
+        with self._processor_lock:
+            processor = self._processor
+        return settings, processor, batches_cameras(settings, self._estimator.device)
 
-    def _decode(self, pending: PendingFrame, settings: NodeSettings) -> Optional[DecodedFrame]:
-        """The frame's pixels and its camera's intrinsics at their size, or None when the image is refused."""
+    def _decode(self, pending: PendingFrame, settings: NodeSettings) -> Union[DecodedFrame, InputRejected]:
+        """The frame's pixels and its camera's intrinsics at their size, or why the image is refused (an
+        `InputRejected`, returned so that it is handled outside this `except`)."""
         msg = pending.msg
         channel = pending.channel
         try:
@@ -227,73 +239,117 @@ class DepthNode(Node):
             else:
                 image, color_order = image_msg_to_array(msg)
             height, width = image.shape[:2]
-            intrinsics = channel.intrinsics_for(width, height, settings)
-            want_colored = channel.colored_pub.get_subscription_count() > 0
-        except InputRejected as error:  # bad encoding/size/data
-            self._reject(channel, error)
-            return None
-        except Exception as error:  # noqa: BLE001 -- this frame only
-            self._frames_failed([channel], error)
-            return None
+            # An image the model refuses is not a CameraInfo problem: refuse it before its intrinsics are sought.
+            refuse_elongated(width, height)
+        except InputRejected as error:  # bad encoding/size/data/aspect
+            return error
+        intrinsics = channel.intrinsics_for(width, height, settings)
+        want_colored = channel.colored_pub.get_subscription_count() > 0
         align = channel.sparse.align_for(msg.header, width, height, intrinsics, settings) if channel.sparse else None
         request = FrameRequest(image, color_order, intrinsics, colorize=want_colored, align=align)
         return DecodedFrame(pending, request)
 
+    def _refused(self, channels: list[CameraChannel], error: BaseException) -> None:
+        """A frame refused by a check (`InputRejected`: counted under its reason) or failed (anything else,
+        including an `IntrinsicsError` from the processor: `_decode` hands it intrinsics already scaled to the image,
+        so one would be a bug, and its CameraInfo reasons are counted as `cloud_skipped`, never as rejections)."""
+        if isinstance(error, InputRejected) and not isinstance(error, IntrinsicsError):
+            for channel in channels:
+                self._reject(channel, error)
+        else:
+            self._frames_failed(channels, error)
+
     def _reject(self, channel: CameraChannel, error: InputRejected) -> None:
-        """Count and say (throttled, per camera and reason) that a frame was refused."""
+        """Count and say (throttled, per camera and reason) that a frame was refused. Does not raise."""
         channel.stats.frame_rejected(error.reason)
-        source = f" on {channel.image_sub.topic_name}" if channel.name else ""
+        source = f" on {channel.image_topic}" if channel.name else ""
         self._warnings.warn(f"{channel.name}:{error.reason}", f"image{source} rejected ({error.reason}): "
                             f"{error.detail}; nothing published for this frame")
 
     def _publish(self, frame: DecodedFrame, result: FrameResult, settings: NodeSettings) -> None:
-        """The frame's outputs on its camera's topics, then its latency in that camera's counters."""
+        """The frame's outputs on its camera's topics (with the input header exactly as it came), then its latency
+        in that camera's counters."""
         pending = frame.pending
         header: Header = pending.msg.header
         pending.channel.publish(header, result, frame.request.image, frame.request.color_order, settings)
-        stamp_age = (self.get_clock().now() - Time.from_msg(header.stamp)).nanoseconds * 1e-9
+        stamp_age = self._stamp_age(pending.channel, header.stamp)
         pending.channel.stats.frame_published(time.monotonic() - pending.received, stamp_age,
                                               result.timings.get("inference"))
 
+    def _stamp_age(self, channel: CameraChannel, stamp) -> Optional[float]:
+        """Seconds from the image stamp to now on the node's clock; None for a stamp that is not a valid time
+        (negative seconds, nanosec >= 1e9: rclpy's Time refuses them), which is said once per camera."""
+        sec, nanosec = int(stamp.sec), int(stamp.nanosec)
+        if sec < 0 or nanosec >= 1_000_000_000:
+            source = f" on {channel.image_topic}" if channel.name else ""
+            self._say_once(f"{channel.name}:invalid_stamp",
+                           f"image{source} has stamp sec={sec} nanosec={nanosec}, not a valid time (negative seconds "
+                           "or nanosec >= 1e9): its outputs carry the header unchanged; stamp_age_p50_ms leaves such "
+                           "frames out (latency is measured from arrival as always); said once", warn=True)
+            return None
+        return (self.get_clock().now().nanoseconds - (sec * 1_000_000_000 + nanosec)) * 1e-9
+
     def _on_worker_error(self, error: BaseException) -> None:
-        """Last resort for an error that escaped `_process_frames` (its frames are unknown): every camera's."""
-        self._frames_failed(self._channels, error)
+        """Last resort for an error that escaped `_process_frames`, which attempts every step on its own, so this
+        is a bug in that guarding: said, not counted (its frames may have been counted already; none counts twice)."""
+        self._warnings.error("worker_error", f"frame worker: {_describe(error)} escaped the frame handling; the "
+                             "frames of that round may be missing from the counters")
 
     def _frames_failed(self, channels: list[CameraChannel], error: BaseException) -> None:
         """An unexpected error in these cameras' frames: count it per camera, say what it was (throttled), keep
-        going. Out of memory also gives the CUDA cache back (`_out_of_memory_text`)."""
-        from dav2_ros.model.device import is_out_of_memory  # torch is loaded by now
+        going. Out of memory also frees what the failed frame held and the CUDA cache (`_release_memory`).
 
-        if is_out_of_memory(error):
-            reason, message = "out_of_memory", self._out_of_memory_text(error)
-        else:
-            reason, message = "internal_error", f"frame failed with {type(error).__name__}: {error}"
+        Call it outside the `except` block that caught `error` (`_attempt` returns the error for that): while a
+        handler runs, Python 3.10 keeps the traceback -- and with it the failed frame's tensors -- alive, so the
+        cache could not give their memory back. Does not raise."""
+        out_of_memory = _is_out_of_memory(error)
+        reason = "out_of_memory" if out_of_memory else "internal_error"
         for channel in channels:
             channel.stats.frame_rejected(reason)
+        if out_of_memory:
+            message = self._out_of_memory_text(error, self._release_memory(error))
+        else:
+            message = f"frame failed with {_describe(error)}"
         if len(self._channels) > 1:
             message += f" (cameras: {', '.join(channel.name for channel in channels)})"
-        self._warnings.warn(reason, message, error=True)
+        self._warnings.error(reason, message)
 
-    def _out_of_memory_text(self, error: BaseException) -> str:
-        """Free what the failed frame held and the CUDA cache; the message that says so."""
-        from dav2_ros.model.device import release_cached_memory
+    def _release_memory(self, error: BaseException) -> bool:
+        """Free what the failed frame held (its traceback's frames and their tensors), then the CUDA cache; True
+        when a CUDA cache was emptied. Does not raise."""
+        _drop_tracebacks(error)
+        try:
+            from dav2_ros.model import device as device_module
 
-        error.__traceback__ = None  # its frames hold the failed frame's tensors: free them before emptying the cache
-        device = self._estimator.device
-        release_cached_memory(device)
-        text = str(error).strip()
-        cause = f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
-        freed = "emptied the CUDA cache; " if device.type == "cuda" else ""
-        return (f"frame skipped: out of memory on {device} at input_size {self._params.settings.input_size} "
-                f"({cause}); {freed}carrying on with the next frame (lower input_size, or use precision fp16 on "
-                "CUDA, if this repeats)")
+            device = self._estimator.device
+            device_module.release_cached_memory(device)
+            return device.type == "cuda"
+        except Exception:  # noqa: BLE001 -- the message says the cache was not emptied
+            return False
+
+    def _out_of_memory_text(self, error: BaseException, freed: bool) -> str:
+        """The out-of-memory line: where, at which input size, the cause, and whether the CUDA cache was emptied."""
+        cause = _describe(error).splitlines()[0]
+        return (f"frame skipped: out of memory on {self._estimator.device} at input_size "
+                f"{self._params.settings.input_size} ({cause}); {'emptied the CUDA cache; ' if freed else ''}"
+                "carrying on with the next frame (lower input_size, or use precision fp16 on CUDA, if this repeats)")
 
     # ----------------------------------------------------------------------------- helpers
     def _say_once(self, key: str, message: str, warn: bool = False) -> None:
-        if key in self._said_once:
-            return
-        self._said_once.add(key)
-        (self.get_logger().warning if warn else self.get_logger().info)(message)
+        """Log `message` the first time `key` comes up (a warning with `warn`, else info). Does not raise.
+
+        The two severities log from two lines: rclpy refuses two severities from one call site."""
+        with self._said_once_lock:
+            if key in self._said_once:
+                return
+            self._said_once.add(key)
+        try:
+            if warn:
+                self.get_logger().warning(message)
+            else:
+                self.get_logger().info(message)
+        except Exception as failure:  # noqa: BLE001 -- said on stderr instead
+            log_to_stderr("WARN" if warn else "INFO", message, failure)
 
     def _shutdown_worker(self) -> None:
         worker = getattr(self, "_worker", None)
@@ -304,6 +360,47 @@ class DepthNode(Node):
         """Stop and join the worker first, so nothing publishes on a destroyed node."""
         self._shutdown_worker()
         super().destroy_node()
+
+
+def _attempt(action: Callable[..., T], *args: Any) -> tuple[Optional[T], Optional[Exception]]:
+    """`(action(*args), None)`, or `(None, error)` when it raised: the error comes back after its `except` block
+    has exited, so the caller handles it with no traceback pinned by a running handler."""
+    try:
+        return action(*args), None
+    except Exception as error:  # noqa: BLE001 -- returned to the caller, which counts and says it
+        return None, error
+
+
+def _describe(error: BaseException) -> str:
+    """`Type: message`, or `Type` for an empty message; never raises (an error's `__str__` may)."""
+    name = type(error).__name__
+    try:
+        text = str(error).strip()
+    except Exception as failure:  # noqa: BLE001
+        return f"{name} (its message cannot be read: {type(failure).__name__})"
+    return f"{name}: {text}" if text else name
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    """`dav2_ros.model.device.is_out_of_memory`, False where it cannot tell (it reads the message)."""
+    try:
+        from dav2_ros.model.device import is_out_of_memory  # torch is loaded by now
+
+        return is_out_of_memory(error)
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _drop_tracebacks(error: Optional[BaseException]) -> None:
+    """Clear the local variables of the frames in the tracebacks of `error` and its causes, and drop the
+    tracebacks: what a failed frame's functions held (its tensors) can be freed now."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if error.__traceback__ is not None:
+            traceback.clear_frames(error.__traceback__)
+            error.__traceback__ = None
+        error = error.__cause__ or error.__context__
 
 
 def _parameter_error_text(error: Exception) -> str:

@@ -167,6 +167,18 @@ def cloud_colors(image: np.ndarray, color_order: ColorOrder, stride: int = 1) ->
     return kept[..., ::-1] if color_order == "rgb" else kept
 
 
+def refuse_elongated(width: int, height: int) -> None:
+    """InputRejected ``bad_aspect`` for an image more elongated than ``MAX_ASPECT_RATIO``: the network's cost
+    grows without bound with the ratio. Checked before inference, and by the node before it looks for the
+    camera's intrinsics (such an image is not a CameraInfo problem)."""
+    if max(height, width) > MAX_ASPECT_RATIO * min(height, width):
+        raise InputRejected(
+            "bad_aspect",
+            f"image is {width}x{height}, more elongated than {MAX_ASPECT_RATIO:g}:1; the model's cost grows "
+            "with the aspect ratio, so such images are refused",
+        )
+
+
 class FrameProcessor:
     """Runs one estimator with fixed ``ProcessingSettings`` on successive frames (one thread at a time).
 
@@ -281,12 +293,7 @@ class FrameProcessor:
     def _check(self, request: FrameRequest) -> Intrinsics | None:
         """Refuse what the model cannot take before any inference; the intrinsics at the image's size."""
         height, width = request.image.shape[:2]
-        if max(height, width) > MAX_ASPECT_RATIO * min(height, width):
-            raise InputRejected(
-                "bad_aspect",
-                f"image is {width}x{height}, more elongated than {MAX_ASPECT_RATIO:g}:1; the model's cost grows "
-                "with the aspect ratio, so such images are refused",
-            )
+        refuse_elongated(width, height)
         return request.intrinsics.scaled_to(width, height) if request.intrinsics is not None else None
 
     def _on_host(self, requests: list[FrameRequest], color_order: ColorOrder,
