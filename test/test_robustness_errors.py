@@ -394,6 +394,8 @@ def test_a_failure_in_one_cameras_error_handling_costs_the_other_camera_nothing(
         rig = _start(stack, {"cameras": ["front", "rear"], "batch_cameras": "off"}, "/dav2_errors_cameras",
                      cameras=("front", "rear"))
         front, rear = rig.cams["front"], rig.cams["rear"]
+        for cam in (front, rear):
+            _give_camera_info(cam, camera.camera_info(time.time()))
         log = NodeLog(capfd)
         for round_ in range(2):  # the second round: the node goes on after the first
             if round_:
