@@ -306,12 +306,15 @@ class DepthNode(Node):
         reason = "out_of_memory" if out_of_memory else "internal_error"
         for channel in channels:
             channel.stats.frame_rejected(reason)
-        if out_of_memory:
-            message = self._out_of_memory_text(error, self._release_memory(error))
-        else:
-            message = f"frame failed with {_describe(error)}"
-        if len(self._channels) > 1:
-            message += f" (cameras: {', '.join(channel.name for channel in channels)})"
+        freed = self._release_memory(error) if out_of_memory else False
+        try:
+            message = (self._out_of_memory_text(error, freed) if out_of_memory
+                       else f"frame failed with {_describe(error)}")
+            if len(self._channels) > 1:
+                message += f" (cameras: {', '.join(channel.name for channel in channels)})"
+        except Exception as failure:  # noqa: BLE001 -- e.g. the model released by a lifecycle transition meanwhile
+            message = f"frame {'skipped: out of memory' if out_of_memory else 'failed'} ({_describe(error)}; " \
+                      f"{type(failure).__name__} while describing it)"
         self._warnings.error(reason, message)
 
     def _release_memory(self, error: BaseException) -> bool:
