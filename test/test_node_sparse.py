@@ -22,7 +22,7 @@ import pytest
 from sensor_msgs.msg import Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
-from node_harness import image_array
+from node_harness import image_array, wait_until
 from robustness_harness import Camera, NodeRig, stamp_key, to_stamp
 
 pytestmark = pytest.mark.ros
@@ -60,27 +60,29 @@ class SparseRig:
         image = self.camera.image(stamp)
 
         def send() -> None:
+            # Inputs are best effort: the CameraInfo (for the cloud) and the sparse message go along every time.
+            self.rig.publish(self.camera.camera_info(stamp))
             if sparse is not None:
                 self.sparse_pub.publish(sparse)
-                time.sleep(SETTLE_S)
+            time.sleep(SETTLE_S)
             self.rig.publish(image)
 
         send()
         last = [time.monotonic()]
+        key = stamp_key(image.header.stamp)
 
-        def resend() -> None:
-            if time.monotonic() - last[0] > 5.0:
+        def arrived() -> bool:
+            if time.monotonic() - last[0] > 8.0:  # lost in transport (or the node is slow under load): again
                 last[0] = time.monotonic()
                 send()
+            relative = any(stamp_key(m.header.stamp) == key for m in self.relative.messages)
+            return relative and (not want_depth or (self.rig.depth.get(image.header.stamp) is not None
+                                                    and self.rig.points.get(image.header.stamp) is not None))
 
-        key = stamp_key(image.header.stamp)
-        relative = self.relative.wait_for(lambda m: stamp_key(m.header.stamp) == key, TIMEOUT_S, on_wait=resend)
+        wait_until(arrived, TIMEOUT_S, "depth/relative" + (", depth/image and points" if want_depth else ""))
+        relative = next(m for m in self.relative.messages if stamp_key(m.header.stamp) == key)
         out = {"relative": image_array(relative).astype(np.float64)}
         if want_depth:
-            deadline = time.monotonic() + TIMEOUT_S
-            while self.rig.depth.get(image.header.stamp) is None or self.rig.points.get(image.header.stamp) is None:
-                assert time.monotonic() < deadline, "no depth/image + points for the frame"
-                time.sleep(0.05)
             out["depth"] = image_array(self.rig.depth.get(image.header.stamp)).astype(np.float64)
             out["points"] = self.rig.points.get(image.header.stamp)
         return out
@@ -195,10 +197,11 @@ def test_sparse_depth_image_gives_metric_depth_and_bad_input_falls_back(depth_ri
         stamp = t1 + 20.0 + 10.0 * i
         msg.header.stamp = to_stamp(stamp - (5.0 if reason == "stale" else 0.0))
         out = s.frame(stamp, msg)
-        if reason == "stale":  # said for the held frame above less than WARN_PERIOD_S ago: throttled, counted
-            s.rig.wait_diag(lambda d: d.count("sparse.rejected.stale") == 2, "the second stale frame counted")
+        if reason == "stale":  # said for the held frame above, probably less than WARN_PERIOD_S ago: may be
+            # throttled (then only counted); when said, it names the fixed fallback
+            s.rig.wait_diag(lambda d: d.count("sparse.rejected.stale") >= 2, "the second stale frame counted")
             lines = [line for line in s.rig.log.splitlines() if "sparse depth not used (stale)" in line]
-            assert len(lines) == 1 or (len(lines) == 2 and "relative_scale/relative_shift" in lines[1]), lines
+            assert all("last good fit" in line or "relative_scale/relative_shift" in line for line in lines), lines
         else:
             s.rig.wait_for_log(rf"sparse depth not used \({reason}\): .*{pattern}.*relative_scale/relative_shift")
         assert_depth_is(out, FIXED)
