@@ -17,6 +17,7 @@ from __future__ import annotations
 import array
 import dataclasses
 import os
+import re
 import signal
 import threading
 import time
@@ -358,11 +359,15 @@ class NodeRig:
         """The node process's resident memory in MB."""
         return psutil.Process(self.pid).memory_info().rss / 1e6
 
-    def assert_clean_log(self) -> None:
-        """No Python traceback and no crash report in the node's output."""
+    def assert_clean_log(self, allowed_errors: Sequence[str] = ()) -> None:
+        """No Python traceback, no crash report and no `[ERROR]`/`[FATAL]` line in the node's output, except
+        error lines matching one of the regexes `allowed_errors` (what the test provoked on purpose)."""
         log = self.log
         for marker in ("Traceback", "Segmentation fault", "core dumped", "terminate called", "Fatal Python error"):
             assert marker not in log, f"{marker!r} in the node's log:\n{log}"
+        unexpected = [line for line in log.splitlines() if ("[ERROR]" in line or "[FATAL]" in line)
+                      and not any(re.search(pattern, line) for pattern in allowed_errors)]
+        assert not unexpected, "unexpected error lines in the node's log:\n" + "\n".join(unexpected)
 
     def wait_for_log(self, pattern: str, timeout: float = 10.0) -> str:
         """The first line of the node's log matching the regex `pattern`."""
