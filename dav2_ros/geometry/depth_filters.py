@@ -1,11 +1,302 @@
-"""Depth a costmap can trust: the ROS-free filters of the depth path, in numpy.
+"""Depth a costmap can trust: the flying-pixel mask and the temporal filter (numpy only, vectorized, no ROS).
 
-This module path is a contract (external checks import these names from here):
+Monocular depth is predicted on a grid coarser than the image and is smooth across object boundaries, so
+the pixels between a foreground object and the background get depths in between: in the cloud they float in
+free space as phantom obstacles. ``edge_mask`` finds them as a large *relative* jump to a neighbour::
 
-- ``fit_inverse_depth(relative, sparse_depth) -> (scale, shift)``: metric scale from a sparse depth sensor,
-  ``depth = 1 / (scale * relative + shift)`` (robust; see ``dav2_ros.geometry.sparse_scale``).
+    |z - z_n| / min(z, z_n) > threshold   for some z_n in the 3x3 neighbourhood
+
+which is ``max3x3(z) > (1 + threshold) * z  or  z > (1 + threshold) * min3x3(z)`` (a min/max filter), then
+widens the marked pixels by ``dilation`` pixels (the blurred transition is wider than the 3x3 window sees).
+A relative jump is scale-free: the same threshold works at 0.5 m and at 15 m, and for every global scale.
+
+``TemporalFilter`` keeps one camera's depth stable from frame to frame (``mode``):
+
+- ``off``: the frame as it is.
+- ``scale``: the network's global scale jitters from frame to frame (a static scene "breathes"). Each frame's
+  log-scale against the previous frame (the median of the log ratio over the pixels valid in both: robust to
+  moving objects covering less than half of the image) is accumulated into a track, which an alpha-beta
+  (constant-velocity) filter smooths; the frame is rescaled by the smoothed track minus the raw one. The
+  constant-velocity model follows a robot driving at constant speed towards an obstacle with no steady-state
+  lag; a speed change is caught up within a few frames (the figures are in the README). Only the global scale
+  changes: local changes (an object appearing) pass through on the frame they happen.
+- ``ema``: per pixel, an exponential moving average in inverse depth (``weight`` on the new frame), with a
+  per-pixel reset where the new inverse depth differs from the average by more than ``reset_ratio`` (an object
+  appeared or left). It also cuts per-pixel noise, but lags on a moving camera: for static or slow cameras.
+
+The filter starts over (its first frame passes unchanged) when the stamps jump by more than ``max_gap_s`` or go
+backwards, when the camera (``source``, e.g. the frame_id) changes, when the image size changes, and when a
+frame's global change is beyond ``max_step`` (a cut, not jitter). Invalid (NaN) input pixels stay NaN: nothing
+is filled in from history.
+
+This module path is a contract (external checks import these names from here): ``edge_mask``, ``TemporalFilter``
+and ``fit_inverse_depth(relative, sparse_depth) -> (scale, shift)``, the metric scale from a sparse depth sensor,
+``depth = 1 / (scale * relative + shift)`` (robust; see ``dav2_ros.geometry.sparse_scale``).
 """
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+import numpy as np
 
 from dav2_ros.geometry.sparse_scale import fit_inverse_depth
 
-__all__ = ["fit_inverse_depth"]
+__all__ = ["edge_mask", "remove_flying_pixels", "valid_depth", "TemporalFilter", "TemporalOptions", "fit_inverse_depth",
+           "DEFAULT_EDGE_THRESHOLD", "DEFAULT_EDGE_DILATION", "DEFAULT_TEMPORAL_MODE", "DEFAULT_MAX_GAP_S",
+           "TEMPORAL_MODES"]
+
+#: The node's default relative-jump threshold of ``edge_mask`` (parameter ``flying_pixel_threshold``); chosen
+#: from benchmarks/bench_depth_filters.py on the TUM RGB-D ground truth (README, "Depth for costmaps").
+DEFAULT_EDGE_THRESHOLD = 0.018
+#: The node's default dilation in pixels (parameter ``flying_pixel_dilation``).
+DEFAULT_EDGE_DILATION = 1
+
+TemporalMode = Literal["off", "scale", "ema"]
+TEMPORAL_MODES: tuple[str, ...] = ("off", "scale", "ema")
+#: The node's default ``temporal_filter`` (see the README for the measurements behind it).
+DEFAULT_TEMPORAL_MODE: TemporalMode = "scale"
+#: ``scale`` measures the frame-to-frame step on every this-many-th row and column.
+SCALE_SAMPLE = 4
+#: A gap between stamps (seconds) above which the filter starts over (parameter ``temporal_max_gap``).
+DEFAULT_MAX_GAP_S = 0.5
+
+
+# ------------------------------------------------------------------------------------------- flying pixels
+def _window_extreme(values: np.ndarray, radius: int, fill: float, reduce: np.ufunc) -> np.ndarray:
+    """``reduce`` (np.maximum / np.minimum) over the (2r+1)x(2r+1) window of every pixel; outside is `fill`."""
+    height, width = values.shape
+    padded = np.pad(values, radius, mode="constant", constant_values=fill)
+    rows = padded[:, 0:width].copy()
+    for k in range(1, 2 * radius + 1):
+        reduce(rows, padded[:, k:k + width], out=rows)
+    out = rows[0:height].copy()
+    for k in range(1, 2 * radius + 1):
+        reduce(out, rows[k:k + height], out=out)
+    return out
+
+
+def valid_depth(depth: np.ndarray) -> np.ndarray:
+    """True where depth is a usable distance: finite and > 0."""
+    z = np.asarray(depth)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(z) & (z > 0)
+
+
+def edge_mask(depth: np.ndarray, threshold: float = DEFAULT_EDGE_THRESHOLD,
+              dilation: int = DEFAULT_EDGE_DILATION) -> np.ndarray:
+    """Which pixels to keep: True off depth discontinuities, False on them (flying pixels) and where depth is
+    not finite or not positive.
+
+    Args:
+        depth: (H, W) depth (meters, or any positive unit; the test is relative), NaN where invalid.
+        threshold: relative jump ``|z - z_n| / min(z, z_n)`` to a 3x3 neighbour above which a pixel is on a
+            discontinuity; > 0.
+        dilation: widen the discontinuity by this many pixels (a (2d+1)x(2d+1) square); >= 0.
+
+    Returns:
+        (H, W) bool, True = keep. Invalid neighbours are ignored (a hole is not a jump).
+    """
+    z = np.asarray(depth, dtype=np.float32)
+    if z.ndim != 2:
+        raise ValueError(f"depth must be (H, W), got shape {z.shape}")
+    if not (math.isfinite(threshold) and threshold > 0):
+        raise ValueError(f"threshold must be > 0, got {threshold}")
+    if isinstance(dilation, bool) or int(dilation) != dilation or dilation < 0:
+        raise ValueError(f"dilation must be an integer >= 0, got {dilation!r}")
+    valid = valid_depth(z)
+    high = np.where(valid, z, np.float32(0.0))
+    low = np.where(valid, z, np.float32(np.inf))
+    factor = np.float32(1.0 + threshold)
+    near_max = _window_extreme(high, 1, 0.0, np.maximum)
+    near_min = _window_extreme(low, 1, np.inf, np.minimum)
+    with np.errstate(invalid="ignore", over="ignore"):
+        edge = (near_max > high * factor) | (high > near_min * factor)
+    edge &= valid
+    if dilation:
+        edge = _window_extreme(edge, int(dilation), False, np.logical_or)
+    return valid & ~edge
+
+
+def remove_flying_pixels(depth: np.ndarray, threshold: float = DEFAULT_EDGE_THRESHOLD,
+                         dilation: int = DEFAULT_EDGE_DILATION, range_valid: Optional[np.ndarray] = None
+                         ) -> tuple[np.ndarray, int, int]:
+    """NaN (in place) where ``edge_mask(depth)`` is False; returns (depth, valid pixels before, pixels removed).
+
+    Args:
+        range_valid: the pixels valid before this filter when that differs from `depth`'s own validity (the
+            mask is computed on `depth` before range masking, so a jump into an out-of-range background is seen).
+    """
+    keep = edge_mask(depth, threshold, dilation)
+    before = valid_depth(depth) if range_valid is None else range_valid
+    removed = before & ~keep
+    depth[removed] = np.nan
+    return depth, int(before.sum()), int(removed.sum())
+
+
+# ------------------------------------------------------------------------------------------------ temporal
+@dataclass(frozen=True)
+class TemporalOptions:
+    """The tuning of ``TemporalFilter`` (the defaults are the measured ones; see the module docstring).
+
+    Attributes:
+        alpha, beta: gains of the alpha-beta filter on the global log-scale (``scale``).
+        weight: the new frame's weight in the per-pixel average (``ema``).
+        reset_ratio: per-pixel reset of ``ema`` when the new inverse depth differs by more than this fraction.
+        max_step: a frame whose global scale differs from the previous one's by more than this fraction starts
+            the filter over (a cut, a new scene: not jitter).
+        min_overlap: the fraction of pixels that must be valid in both frames to measure the global scale;
+            fewer starts the filter over.
+        max_gap_s: a stamp gap above this (seconds), or a stamp going backwards, starts the filter over.
+    """
+
+    alpha: float = 0.3
+    beta: float = 0.05
+    weight: float = 0.3
+    reset_ratio: float = 0.15
+    max_step: float = 0.3
+    min_overlap: float = 0.2
+    max_gap_s: float = DEFAULT_MAX_GAP_S
+
+    def __post_init__(self) -> None:
+        checks = [(0 < self.alpha <= 1, "alpha must be in (0, 1]"), (0 <= self.beta <= 1, "beta must be in [0, 1]"),
+                  (0 < self.weight <= 1, "weight must be in (0, 1]"), (self.reset_ratio > 0, "reset_ratio must be > 0"),
+                  (self.max_step > 0, "max_step must be > 0"), (0 < self.min_overlap <= 1, "min_overlap in (0, 1]"),
+                  (self.max_gap_s > 0, "max_gap_s must be > 0")]
+        for ok, reason in checks:
+            if not ok:
+                raise ValueError(f"invalid temporal filter options: {reason}")
+
+
+class TemporalFilter:
+    """One camera's temporal filter (one thread at a time); see the module docstring for the modes.
+
+    Args:
+        mode: ``off`` | ``scale`` | ``ema``.
+        options: the tuning; the defaults are the measured ones.
+
+    Attributes:
+        resets: how many times the filter started over (not counting the first frame).
+        last_reset: why it last started over ("" for none yet).
+        last_scale: the global factor applied to the last frame (``scale``; 1.0 otherwise).
+    """
+
+    def __init__(self, mode: TemporalMode = DEFAULT_TEMPORAL_MODE, options: TemporalOptions = TemporalOptions()
+                 ) -> None:
+        if mode not in TEMPORAL_MODES:
+            raise ValueError(f"temporal filter mode must be one of {', '.join(TEMPORAL_MODES)}, got {mode!r}")
+        self.mode: TemporalMode = mode
+        self.options = options
+        self.resets = 0
+        self.last_reset = ""
+        self.last_scale = 1.0
+        self._clear()
+
+    def _clear(self) -> None:
+        self._shape: Optional[tuple[int, ...]] = None
+        self._stamp: Optional[float] = None
+        self._source: Optional[str] = None
+        self._previous: Optional[np.ndarray] = None  # scale: log of the last raw frame (sampled); ema: inverse average
+        self._track = 0.0  # scale: accumulated raw log-scale
+        self._estimate = 0.0  # scale: smoothed log-scale
+        self._velocity = 0.0  # scale: smoothed log-scale change per frame
+
+    def reset(self, reason: str = "reset") -> None:
+        """Start over: the next frame passes unchanged."""
+        if self._shape is not None:
+            self.resets += 1
+            self.last_reset = reason
+        self._clear()
+        self.last_scale = 1.0
+
+    def update(self, depth: np.ndarray, stamp: Optional[float] = None, source: Optional[str] = None) -> np.ndarray:
+        """The filtered depth of this frame (a new float32 array; `depth` is not modified).
+
+        Args:
+            depth: (H, W) meters, NaN (or <= 0) where invalid.
+            stamp: the frame's time in seconds (the header stamp), or None (no gap check).
+            source: the camera's identity (the frame_id), or None (no check); a change starts over.
+        """
+        depth = np.asarray(depth, dtype=np.float32)
+        if depth.ndim != 2:
+            raise ValueError(f"depth must be (H, W), got shape {depth.shape}")
+        reason = self._reset_reason(depth.shape, stamp, source)
+        if reason:
+            self.reset(reason)
+        first = self._shape is None
+        if self.mode == "off":
+            out = depth.copy()
+        elif self.mode == "scale":
+            out = self._scale(depth, first)
+        else:
+            out = self._ema(depth, first)
+        self._shape, self._stamp, self._source = depth.shape, stamp, source
+        return out
+
+    def _reset_reason(self, shape: tuple[int, ...], stamp: Optional[float], source: Optional[str]) -> str:
+        if self._shape is None:
+            return ""
+        if shape != self._shape:
+            return "size_change"
+        if source is not None and self._source is not None and source != self._source:
+            return "camera_change"
+        if stamp is not None and self._stamp is not None:
+            if stamp < self._stamp:
+                return "stamp_backwards"
+            if stamp - self._stamp > self.options.max_gap_s:
+                return "stamp_gap"
+        return ""
+
+    # ------------------------------------------------------------------------------------------- scale
+    def _scale(self, depth: np.ndarray, first: bool) -> np.ndarray:
+        # The global step is measured on every SCALE_SAMPLE-th row and column: a median of tens of thousands of
+        # ratios is as robust as one of a million, at a sixteenth of the cost.
+        sample = depth[::SCALE_SAMPLE, ::SCALE_SAMPLE]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_sample = np.where(valid_depth(sample), np.log(sample), np.float32(np.nan))
+        if not first:
+            previous = self._previous
+            both = np.isfinite(log_sample) & np.isfinite(previous)
+            if both.sum() < self.options.min_overlap * sample.size:
+                self.reset("low_overlap")
+                first = True
+            else:
+                step = float(np.median(log_sample[both] - previous[both]))
+                if abs(math.expm1(step)) > self.options.max_step:
+                    self.reset("scale_step")
+                    first = True
+        self._previous = log_sample
+        if first:
+            self.last_scale = 1.0
+            return depth.copy()
+        options = self.options
+        self._track += step
+        predicted = self._estimate + self._velocity
+        innovation = self._track - predicted
+        self._estimate = predicted + options.alpha * innovation
+        self._velocity += options.beta * innovation
+        self.last_scale = math.exp(self._estimate - self._track)
+        out = depth * np.float32(self.last_scale)
+        out[~valid_depth(depth)] = np.nan  # invalid stays invalid (NaN), whatever it was
+        return out
+
+    # --------------------------------------------------------------------------------------------- ema
+    def _ema(self, depth: np.ndarray, first: bool) -> np.ndarray:
+        valid = valid_depth(depth)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inverse = np.where(valid, np.float32(1.0) / depth, np.float32(np.nan))
+        if first:
+            self._previous = inverse
+            return np.where(valid, depth, np.float32(np.nan)).astype(np.float32)
+        average = self._previous
+        weight = np.float32(self.options.weight)
+        with np.errstate(invalid="ignore"):
+            blended = average + weight * (inverse - average)
+            jump = np.abs(inverse - average) > np.float32(self.options.reset_ratio) * average
+        fresh = ~np.isfinite(average) | jump  # no history, or a large change: start this pixel over
+        out = np.where(fresh, inverse, blended)
+        self._previous = out  # NaN where this frame is invalid: the pixel starts over when it comes back
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (np.float32(1.0) / out).astype(np.float32)
