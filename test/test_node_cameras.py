@@ -14,6 +14,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from dav2_ros.model.estimator import DepthEstimator
 from dav2_ros.pipeline.processing import FrameProcessor
+from depth_expect import assert_same_depth, published_depth
 from estimator_spy import EstimatorSpy
 from node_harness import DdsClient, InProcessNode, cloud_fields, every, image_array, wait_until
 
@@ -125,8 +126,7 @@ def test_two_cameras_batched_in_one_node():
             name = {1: "a", 2: "b", 3: "c"}[sec]
             assert msg.header.frame_id == f"{camera}_optical" and (msg.width, msg.height) == (WIDTH, HEIGHT)
             alone = reference.infer(pixels[name], input_size=INPUT_SIZE)
-            expected = np.where((alone >= 0.1) & (alone <= 20.0), alone, np.nan)
-            np.testing.assert_allclose(image_array(msg), expected, rtol=1e-4, atol=1e-4, equal_nan=True)
+            assert_same_depth(image_array(msg), published_depth(alone), rtol=1e-4, atol=1e-4)
 
         for camera, sec in (("front", 2), ("rear", 3)):
             z = image_array(outputs[(camera, sec)])
@@ -174,7 +174,7 @@ def test_bad_input_on_one_camera_leaves_the_other_untouched():
     good = rng.integers(0, 256, size=(HEIGHT, WIDTH, 3), dtype=np.uint8)
     reference = DepthEstimator.random(encoder="vits", device="cpu", precision="fp32")
     expected = reference.infer(good, input_size=INPUT_SIZE)
-    expected = np.where((expected >= 0.1) & (expected <= 20.0), expected, np.nan)
+    expected = published_depth(expected)
     namespace = "/dav2_cameras_bad"
     with InProcessNode(dict(NODE_PARAMS, batch_cameras="auto"), namespace=namespace) as live, \
             DdsClient("dav2_cameras_bad_client") as client:
@@ -195,7 +195,7 @@ def test_bad_input_on_one_camera_leaves_the_other_untouched():
             images["rear"].publish(image_msg(good, sec, "rear_optical"))
             again = every(2.0, lambda s=sec: images["rear"].publish(image_msg(good, s, "rear_optical")))
             msg = depth["rear"].wait_for(lambda m, s=sec: m.header.stamp.sec == s, TIMEOUT_S, on_wait=again)
-            np.testing.assert_allclose(image_array(msg), expected, rtol=1e-4, atol=1e-4, equal_nan=True)
+            assert_same_depth(image_array(msg), expected, rtol=1e-4, atol=1e-4)
         wait_until(lambda: sum(channels["front"].stats.rejected.values()) == 2, TIMEOUT_S,
                    "front's two rejections")
         assert dict(channels["front"].stats.rejected) == {"unsupported_encoding": 1, "bad_data_size": 1}
@@ -205,7 +205,7 @@ def test_bad_input_on_one_camera_leaves_the_other_untouched():
         images["front"].publish(image_msg(good, 3, "front_optical"))
         again = every(2.0, lambda: images["front"].publish(image_msg(good, 3, "front_optical")))
         msg = depth["front"].wait_for(lambda m: m.header.stamp.sec == 3, TIMEOUT_S, on_wait=again)
-        np.testing.assert_allclose(image_array(msg), expected, rtol=1e-4, atol=1e-4, equal_nan=True)
+        assert_same_depth(image_array(msg), expected, rtol=1e-4, atol=1e-4)
 
         fqn = live.fqn
 

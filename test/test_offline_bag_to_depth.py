@@ -20,6 +20,7 @@ from mcap_ros2.decoder import DecoderFactory
 from rosbags.rosbag2 import Reader
 
 from bag_replayer import offline_args, read_bag, standin_params, stamp_ns, write_bag
+from depth_expect import published_depth
 from dav2_ros.conversions.compressed_codec import compressed_msg_to_array
 from dav2_ros.conversions.image_codec import image_msg_to_array
 from dav2_ros.model.estimator import DepthEstimator
@@ -61,14 +62,15 @@ def estimator() -> DepthEstimator:
 
 
 def expected_depth(estimator: DepthEstimator, camera_msg: Any) -> np.ndarray:
-    """The estimator's output for this camera message, NaN outside the params file's validity range."""
+    """The estimator's output for this camera message, NaN outside the params file's validity range and on the
+    flying pixels its filter drops."""
     if hasattr(camera_msg, "format"):
         image, order = compressed_msg_to_array(camera_msg)
     else:
         image, order = image_msg_to_array(camera_msg)
     raw = estimator.infer(image, input_size=98, color_order=order)
-    valid = (raw >= CONFIG.min_depth) & (raw <= CONFIG.max_valid_depth)
-    return np.where(valid, raw, np.float32(np.nan)).astype(np.float32)
+    return published_depth(raw, CONFIG.min_depth, CONFIG.max_valid_depth, CONFIG.flying_pixel_threshold,
+                           CONFIG.flying_pixel_dilation)
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .device_geometry import PinholeRays, backproject_, mask_depth_, ray_arrays
+from .device_geometry import PinholeRays, backproject_, edge_keep, mask_depth_, ray_arrays
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, ColorOrder, check_color_order, check_image, network_size
 
 LOG = logging.getLogger("dav2_ros.model")
@@ -60,11 +60,15 @@ class DeviceFrame:
         timings: seconds: "upload" (staging + copy to the device), "device" (preprocess + network + upsample + mask
             + cloud), "download". On CUDA measured with events on the stream (when the device did each stage, with
             one synchronize per batch), on the CPU with the host clock.
+        valid_pixels, flying_pixels: with the flying-pixel filter on, the pixels valid before it and those it
+            removed (both 0 with it off).
     """
 
     depth: np.ndarray
     xyz: np.ndarray | None
     timings: dict[str, float] = field(default_factory=dict)
+    valid_pixels: int = 0
+    flying_pixels: int = 0
 
 
 @dataclass
@@ -74,7 +78,8 @@ class _Buffers:
     key: tuple
     host_in: torch.Tensor  # (B, H, W, 3) uint8, pinned on CUDA
     device_in: torch.Tensor  # (B, H, W, 3) uint8 on the device (the same tensor as host_in on the CPU)
-    device_out: torch.Tensor  # flat float32: B*H*W depth values, then h*w*3 point coordinates per frame
+    device_out: torch.Tensor  # flat float32: B*H*W depth values, h*w*3 point coordinates per frame, then per frame
+    #                           the flying-pixel filter's (valid, removed) pixel counts
     host_out: torch.Tensor  # the same on the host (pinned on CUDA; the same tensor as device_out on the CPU)
     host_rays: torch.Tensor  # flat float32: per frame its ray_x (w values) then ray_y (h); pinned on CUDA
     device_rays: torch.Tensor  # the same on the device (the same tensor as host_rays on the CPU)
@@ -120,6 +125,8 @@ class DeviceFramePipeline:
         estimator: a `DepthEstimator` (its model, device and precision are used; not its preprocessing mode:
             this path always uses the fast, on-device preprocessing).
         min_depth, max_depth: the validity range in meters; depth outside it becomes NaN.
+        edge_threshold, edge_dilation: the flying-pixel filter (`device_geometry.edge_keep`, the twin of
+            `geometry.depth_filters.edge_mask`), computed on the upsampled depth before the range mask; 0: off.
         cuda_graphs: capture the device work per geometry as a CUDA graph and replay it (CUDA only; the first frame
             of each geometry pays warm-up + capture). A capture that fails is said once and that geometry runs
             without a graph from then on.
@@ -136,7 +143,8 @@ class DeviceFramePipeline:
     """
 
     def __init__(self, estimator, *, min_depth: float, max_depth: float, cuda_graphs: bool = False,
-                 max_geometries: int = 1, points: bool = True, capture: GraphCapture | None = None) -> None:
+                 max_geometries: int = 1, points: bool = True, capture: GraphCapture | None = None,
+                 edge_threshold: float = 0.0, edge_dilation: int = 0) -> None:
         self.estimator = estimator
         self.device: torch.device = estimator.device
         if cuda_graphs and self.device.type != "cuda" and capture is None:
@@ -146,6 +154,7 @@ class DeviceFramePipeline:
         if max_geometries < 1:
             raise ValueError(f"max_geometries must be >= 1, got {max_geometries}")
         self.min_depth, self.max_depth = float(min_depth), float(max_depth)
+        self.edge_threshold, self.edge_dilation = float(edge_threshold), int(edge_dilation)
         self.cuda_graphs = cuda_graphs
         self.points = points
         self.max_geometries = max_geometries
@@ -229,11 +238,13 @@ class DeviceFramePipeline:
         flat = buffers.host_out.numpy()
         depths = flat[: len(images) * height * width].reshape(len(images), height, width)
         frames = []
+        counts = flat[flat.size - 2 * len(images):].reshape(len(images), 2)
         for i, (offset, shape) in enumerate(buffers.layout):
             xyz = None
             if shape is not None and cameras[i] is not None:
                 xyz = flat[offset: offset + int(np.prod(shape))].reshape(shape)
-            frames.append(DeviceFrame(depths[i], xyz, dict(timings)))
+            valid, removed = (int(c) for c in counts[i]) if self.edge_threshold > 0 else (0, 0)
+            frames.append(DeviceFrame(depths[i], xyz, dict(timings), valid, removed))
         return frames
 
     # ------------------------------------------------------------------------------------------ internals
@@ -264,7 +275,8 @@ class DeviceFramePipeline:
         with self._on_device():
             host_in = torch.empty((batch, height, width, 3), dtype=torch.uint8, pin_memory=cuda)
             device_in = torch.empty_like(host_in, device=self.device) if cuda else host_in
-            device_out = torch.empty(offset + batch * per_frame, dtype=torch.float32, device=self.device)
+            # + the flying-pixel filter's two counts per frame at the end
+            device_out = torch.empty(offset + batch * per_frame + 2 * batch, dtype=torch.float32, device=self.device)
             host_out = torch.empty(device_out.shape, dtype=torch.float32, pin_memory=True) if cuda else device_out
             ray_length = rows + cols if self.points else 0
             host_rays = torch.full((batch * ray_length,), float("nan"), dtype=torch.float32, pin_memory=cuda)
@@ -318,7 +330,15 @@ class DeviceFramePipeline:
         depth = buffers.device_out[: batch * height * width].view(batch, 1, height, width)
         depth.copy_(F.interpolate(net[:, None].float(), (height, width), mode="bilinear", align_corners=True))
         depth = depth.view(batch, height, width)
+        keep = edge_keep(depth, self.edge_threshold, self.edge_dilation) if self.edge_threshold > 0 else None
         mask_depth_(depth, self.min_depth, self.max_depth)
+        if keep is not None:
+            counts = buffers.device_out[buffers.device_out.numel() - 2 * batch:].view(batch, 2)
+            valid = ~torch.isnan(depth)
+            removed = valid & ~keep
+            counts[:, 0].copy_(valid.sum(dim=(1, 2)))
+            counts[:, 1].copy_(removed.sum(dim=(1, 2)))
+            depth.masked_fill_(removed, float("nan"))
         for i, ((offset, shape), (ray_x, ray_y)) in enumerate(zip(buffers.layout, buffers.ray_views)):
             if shape is not None:
                 points = buffers.device_out[offset: offset + shape[0] * shape[1] * 3].view(shape)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 
 @dataclass(frozen=True)
@@ -69,3 +70,21 @@ def backproject_(depth: torch.Tensor, ray_x: torch.Tensor, ray_y: torch.Tensor, 
     torch.mul(z, ray_y, out=out[..., 1])
     out[..., 2].copy_(z)
     return out
+
+
+def edge_keep(depth: torch.Tensor, threshold: float, dilation: int) -> torch.Tensor:
+    """`dav2_ros.geometry.depth_filters.edge_mask` as torch ops on (B, H, W) or (H, W) depth: True = keep, False on
+    a relative jump above `threshold` to a 3x3 neighbour (widened by `dilation` px) and where depth is not finite or
+    not positive. Comparisons of the same float32 products as the numpy version, so both give the same mask."""
+    shape = depth.shape
+    z = depth.reshape(-1, 1, shape[-2], shape[-1])
+    valid = torch.isfinite(z) & (z > 0)
+    high = z.masked_fill(~valid, 0.0)
+    low = z.masked_fill(~valid, float("inf"))
+    factor = float(np.float32(1.0 + threshold))  # a scalar (no host-to-device copy: CUDA graphs capture this)
+    near_max = F.max_pool2d(high, 3, stride=1, padding=1)
+    near_min = -F.max_pool2d(-low, 3, stride=1, padding=1)
+    edge = ((near_max > high * factor) | (high > near_min * factor)) & valid
+    if dilation:
+        edge = F.max_pool2d(edge.to(z.dtype), 2 * dilation + 1, stride=1, padding=dilation) > 0
+    return (valid & ~edge).reshape(shape)

@@ -191,6 +191,8 @@ def processing_settings(settings: NodeSettings) -> ProcessingSettings:
         colorize=False,
         relative_scale=settings.relative_scale if settings.relative_scale > 0.0 else None,
         relative_shift=settings.relative_shift,
+        flying_pixel_threshold=settings.flying_pixel_threshold,
+        flying_pixel_dilation=settings.flying_pixel_dilation,
     )
 
 

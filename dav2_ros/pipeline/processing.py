@@ -9,6 +9,10 @@ conversion, metric depth is ``1 / (relative_scale * r + relative_shift)`` -- the
 in inverse-depth space, where the model's ambiguity lives -- and pixels whose converted inverse
 depth is not positive are invalid (NaN). Without a conversion there is no metric depth and no cloud:
 only ``relative``.
+
+Metric depth then goes through the flying-pixel filter (``geometry.depth_filters.edge_mask``, computed on the
+depth before the range mask so a jump into an out-of-range background counts; the same on the device path), and
+through the frame's camera's ``TemporalFilter`` when the request carries one, before the cloud is made from it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dav2_ros.conversions.errors import InputRejected
 from dav2_ros.engines.base import EngineShapeError
 from dav2_ros.geometry.backproject import backproject
 from dav2_ros.geometry.colorize import Colormap, colorize_depth, depth_range_mask, robust_range
+from dav2_ros.geometry.depth_filters import TemporalFilter, edge_mask, valid_depth
 from dav2_ros.geometry.intrinsics import Intrinsics
 
 ColorOrder = Literal["rgb", "bgr"]
@@ -70,6 +75,8 @@ class ProcessingSettings:
         colormap: ``"turbo"`` or ``"inferno"`` for the preview.
         relative_scale, relative_shift: relative models only; metric inverse depth =
             ``relative_scale * output + relative_shift``. ``relative_scale`` 0 or None: no conversion.
+        flying_pixel_threshold: the flying-pixel filter's relative jump (``edge_mask``); 0: off.
+        flying_pixel_dilation: its dilation in pixels.
     """
 
     input_size: int = 518
@@ -82,6 +89,8 @@ class ProcessingSettings:
     colormap: Colormap = "turbo"
     relative_scale: float | None = None
     relative_shift: float = 0.0
+    flying_pixel_threshold: float = 0.0
+    flying_pixel_dilation: int = 1
     max_depth_valid: InitVar[float | None] = None
 
     def __post_init__(self, max_depth_valid: float | None) -> None:
@@ -109,6 +118,11 @@ class ProcessingSettings:
             return f"relative_scale must be > 0 (larger output = nearer), got {self.relative_scale}"
         if not math.isfinite(self.relative_shift):
             return f"relative_shift must be finite, got {self.relative_shift}"
+        if not (math.isfinite(self.flying_pixel_threshold) and self.flying_pixel_threshold >= 0):
+            return f"flying_pixel_threshold must be >= 0 (0 = off), got {self.flying_pixel_threshold}"
+        if isinstance(self.flying_pixel_dilation, bool) or not isinstance(self.flying_pixel_dilation, int) \
+                or self.flying_pixel_dilation < 0:
+            return f"flying_pixel_dilation must be an integer >= 0, got {self.flying_pixel_dilation!r}"
         return None
 
 
@@ -125,8 +139,10 @@ class FrameResult:
         xyz: ``ceil(H/s) x ceil(W/s) x 3`` float32 points, NaN where depth is NaN.
         colored: HxWx3 uint8 BGR preview.
         timings: seconds per stage: preprocess, inference, postprocess (the estimator's, for the whole
-            batch the frame was in), depth (validity mask / conversion), cloud, colorize, total; and
-            batch_size, the number of frames that went through the network with this one.
+            batch the frame was in), depth (validity mask / conversion / flying-pixel filter), temporal, cloud,
+            colorize, total; and batch_size, the number of frames that went through the network with this one.
+        valid_pixels, flying_pixels: with the flying-pixel filter on, the depth pixels valid before it and those
+            it removed; None with it off.
     """
 
     depth: np.ndarray | None
@@ -135,6 +151,8 @@ class FrameResult:
     xyz: np.ndarray | None
     colored: np.ndarray | None
     timings: dict[str, float] = field(default_factory=dict)
+    valid_pixels: int | None = None
+    flying_pixels: int | None = None
 
 
 #: ``align(output) -> conversion | None`` of a frame (a sparse depth fit, ``pipeline.sparse_alignment``): relative
@@ -152,6 +170,9 @@ class FrameRequest:
     intrinsics: Intrinsics | None = None
     colorize: bool | None = None
     align: Align | None = None
+    temporal: TemporalFilter | None = None
+    stamp: float | None = None
+    source: str | None = None
 
 
 #: What ``process_batch`` gives per frame: its result, or why it was refused (``InputRejected``/``IntrinsicsError``).
@@ -211,7 +232,9 @@ class FrameProcessor:
             max_depth = settings.max_valid_depth or float(estimator.config.max_depth)
             self._device_path = DeviceFramePipeline(estimator, min_depth=settings.min_depth, max_depth=max_depth,
                                                     cuda_graphs=cuda_graphs, max_geometries=max_geometries,
-                                                    points=settings.publish_cloud)
+                                                    points=settings.publish_cloud,
+                                                    edge_threshold=settings.flying_pixel_threshold,
+                                                    edge_dilation=settings.flying_pixel_dilation)
 
     @property
     def publishes_metric_depth(self) -> bool:
@@ -225,6 +248,9 @@ class FrameProcessor:
         intrinsics: Intrinsics | None = None,
         colorize: bool | None = None,
         align: Align | None = None,
+        temporal: TemporalFilter | None = None,
+        stamp: float | None = None,
+        source: str | None = None,
     ) -> FrameResult:
         """Depth (and cloud, preview) for one HxWx3 uint8 image; the depth has the image's size.
 
@@ -235,6 +261,8 @@ class FrameProcessor:
                 scaled to the image), or None: no cloud and no ``depth_intrinsics``.
             colorize: compute ``colored``; None uses ``settings.colorize``.
             align: this frame's conversion from a sparse depth fit (``FrameRequest.align``).
+            temporal: this camera's temporal filter (updated with the frame's depth before the cloud), or None.
+            stamp, source: the frame's stamp (seconds) and camera identity (frame_id) for ``temporal``'s resets.
 
         Raises:
             InputRejected: ``bad_aspect``, an image more elongated than ``MAX_ASPECT_RATIO`` (the
@@ -244,7 +272,8 @@ class FrameProcessor:
             InputRejected: ``engine_compile_failed``, the engine could not compile the network for this frame's
                 input shape (OpenVINO; remembered, so the next frame of that size is refused at once).
         """
-        outcome = self.process_batch([FrameRequest(image, color_order, intrinsics, colorize, align)])[0]
+        outcome = self.process_batch([FrameRequest(image, color_order, intrinsics, colorize, align, temporal, stamp,
+                                                   source)])[0]
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
@@ -284,6 +313,10 @@ class FrameProcessor:
         for request, outcome in zip(requests, outcomes):
             if isinstance(outcome, FrameResult):
                 stage = time.perf_counter()
+                if request.temporal is not None and outcome.depth is not None:
+                    self._stabilize(outcome, request)
+                outcome.timings["temporal"] = time.perf_counter() - stage
+                stage = time.perf_counter()
                 if self.settings.colorize if request.colorize is None else request.colorize:
                     outcome.colored = self._colorize(outcome.depth, outcome.relative)
                 outcome.timings["colorize"] = time.perf_counter() - stage
@@ -310,7 +343,7 @@ class FrameProcessor:
         for output, depth_intrinsics, request in zip(outputs, intrinsics, requests):
             timings = dict(batch_timings, batch_size=float(len(images)))
             stage = time.perf_counter()
-            depth, relative = self._depth_from(output, request.align)
+            depth, relative, counts = self._depth_from(output, request.align)
             timings["depth"] = time.perf_counter() - stage
 
             xyz = None
@@ -318,7 +351,7 @@ class FrameProcessor:
             if settings.publish_cloud and depth is not None and depth_intrinsics is not None:
                 xyz = backproject(depth, depth_intrinsics, settings.cloud_stride)
             timings["cloud"] = time.perf_counter() - stage
-            results.append(FrameResult(depth, relative, depth_intrinsics, xyz, None, timings))
+            results.append(FrameResult(depth, relative, depth_intrinsics, xyz, None, timings, *counts))
         return results
 
     def _on_device(self, requests: list[FrameRequest], color_order: ColorOrder,
@@ -345,30 +378,66 @@ class FrameProcessor:
                 stage = time.perf_counter()
                 self._rescale(frame.depth, frame.xyz, request.align(frame.depth))
                 timings["depth"] = time.perf_counter() - stage
-            results.append(FrameResult(frame.depth, None, depth_intrinsics, frame.xyz, None, timings))
+            counts = (frame.valid_pixels, frame.flying_pixels) if settings.flying_pixel_threshold > 0 else (None, None)
+            results.append(FrameResult(frame.depth, None, depth_intrinsics, frame.xyz, None, timings, *counts))
         return results
 
-    def _depth_from(self, output: np.ndarray, align: Align | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """(metric depth with NaN outside the validity range, relative inverse depth) from the network output;
-        ``align`` gives the frame's conversion (else ``relative_scale``/``relative_shift``)."""
+    def _depth_from(self, output: np.ndarray, align: Align | None = None
+                    ) -> tuple[np.ndarray | None, np.ndarray | None, tuple[int | None, int | None]]:
+        """(metric depth with NaN outside the validity range and on flying pixels, relative inverse depth,
+        (valid pixels before the flying-pixel filter, pixels it removed)) from the network output; ``align`` gives
+        the frame's conversion (else ``relative_scale``/``relative_shift``)."""
         settings = self.settings
         output = np.asarray(output, dtype=np.float32)
         if self.is_metric_model:
             max_depth = settings.max_valid_depth or float(self.estimator.config.max_depth)
+            keep = self._keep(output)
             depth = depth_range_mask(output, settings.min_depth, max_depth)  # a copy: infer's array stays intact
             if align is not None:  # the scale correction on the masked depth, as on the device path
                 self._rescale(depth, None, align(depth))
-            return depth, None
+            return depth, None, self._remove_flying(depth, keep)
         scale, shift = settings.relative_scale, settings.relative_shift
         if align is not None:
             scale, shift = align(output) or (None, 0.0)
         if scale is None:
-            return None, output
+            return None, output, (None, None)
         inverse = np.float32(scale) * output + np.float32(shift)
         with np.errstate(divide="ignore", invalid="ignore"):
             depth = np.where(inverse > 0, np.float32(1.0) / inverse, np.float32(np.nan)).astype(np.float32)
+        keep = self._keep(depth)
         max_depth = settings.max_valid_depth if settings.max_valid_depth is not None else math.inf
-        return depth_range_mask(depth, settings.min_depth, max_depth, inplace=True), output
+        depth = depth_range_mask(depth, settings.min_depth, max_depth, inplace=True)
+        return depth, output, self._remove_flying(depth, keep)
+
+    def _keep(self, depth: np.ndarray) -> np.ndarray | None:
+        """The flying-pixel filter's keep mask of the depth before range masking, or None when it is off."""
+        settings = self.settings
+        if settings.flying_pixel_threshold <= 0:
+            return None
+        return edge_mask(depth, settings.flying_pixel_threshold, settings.flying_pixel_dilation)
+
+    @staticmethod
+    def _remove_flying(depth: np.ndarray, keep: np.ndarray | None) -> tuple[int | None, int | None]:
+        """NaN (in place) on the range-valid pixels that `keep` drops; (valid before, removed), or Nones."""
+        if keep is None:
+            return None, None
+        valid = valid_depth(depth)
+        removed = valid & ~keep
+        depth[removed] = np.nan
+        return int(valid.sum()), int(removed.sum())
+
+    def _stabilize(self, result: FrameResult, request: FrameRequest) -> None:
+        """The camera's temporal filter on the frame's depth; the cloud follows (scaled, or back-projected again)."""
+        temporal = request.temporal
+        assert temporal is not None and result.depth is not None
+        result.depth = temporal.update(result.depth, stamp=request.stamp, source=request.source)
+        if result.xyz is None:
+            return
+        if temporal.mode == "scale":
+            result.xyz *= np.float32(temporal.last_scale)
+        elif temporal.mode == "ema":
+            assert result.depth_intrinsics is not None
+            result.xyz = backproject(result.depth, result.depth_intrinsics, self.settings.cloud_stride)
 
     def _rescale(self, depth: np.ndarray, xyz: np.ndarray | None, conversion: tuple[float, float] | None) -> None:
         """A metric model's scale correction in place: depth and points x factor, then the validity range again."""

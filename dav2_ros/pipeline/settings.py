@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Optional, Union
 
 from dav2_ros.engines.registry import BACKEND_CHOICES, ENGINES
+from dav2_ros.geometry.depth_filters import (DEFAULT_EDGE_DILATION, DEFAULT_EDGE_THRESHOLD, DEFAULT_MAX_GAP_S,
+                                             DEFAULT_TEMPORAL_MODE, TEMPORAL_MODES)
 
 Encoder = Literal["vits", "vitb", "vitl"]
 ModelType = Literal["metric", "relative"]
@@ -27,6 +29,7 @@ Reliability = Literal["reliable", "best_effort"]
 CompileChoice = Literal["off", "default", "reduce-overhead", "max-autotune"]
 BatchChoice = Literal["auto", "on", "off"]
 SparseInput = Literal["off", "depth", "points"]
+TemporalChoice = Literal["off", "scale", "ema"]
 
 ParamValue = Union[bool, int, float, str, tuple[str, ...]]
 
@@ -109,6 +112,21 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               float_range=(0.0, 1.0e9)),
     ParamSpec("relative_shift", 0.0, "Relative models only: see relative_scale.",
               float_range=(-1.0e9, 1.0e9)),
+    ParamSpec("flying_pixel_threshold", DEFAULT_EDGE_THRESHOLD, "Flying-pixel filter: depth pixels whose relative "
+              "jump |z - z_n| / min(z, z_n) to a 3x3 neighbour exceeds this become NaN in depth/image and points "
+              "(the smeared depth between a foreground object and the background: phantom obstacles in a costmap). "
+              "0 = off. The default is measured on real ground truth (README, Depth for costmaps).",
+              float_range=(0.0, 10.0)),
+    ParamSpec("flying_pixel_dilation", DEFAULT_EDGE_DILATION, "Flying-pixel filter: also drop this many pixels "
+              "around each discontinuity (the network's transition is wider than 3x3).", int_range=(0, 8, 1)),
+    ParamSpec("temporal_filter", DEFAULT_TEMPORAL_MODE, "Per-camera temporal stabilization of depth/image and "
+              "points: off; scale (removes the frame-to-frame global scale jitter, follows constant-speed motion "
+              "without lag, a speed change within a few frames); ema (per-pixel average in inverse depth with a "
+              "per-pixel reset on large changes: also cuts pixel noise, but lags a moving camera; static or slow "
+              "cameras). Lags are measured in the README (Depth for costmaps).", choices=TEMPORAL_MODES),
+    ParamSpec("temporal_max_gap", DEFAULT_MAX_GAP_S, "The temporal filter starts over when two frames' stamps are "
+              "more than this many seconds apart (or go backwards), when the frame_id or the image size changes.",
+              float_range=(0.001, 3600.0)),
     ParamSpec("sparse.input", "off", "Metric scale from a sparse depth sensor, per camera: off; depth = read "
               "`sparse_depth` (sensor_msgs/Image 32FC1 meters or 16UC1 millimeters, registered to the camera image: "
               "same frame_id, same size or the same aspect ratio); points = read `sparse_points` (PointCloud2 in the "
@@ -198,6 +216,10 @@ class NodeSettings:
     sparse_smoothing: float = 0.3
     sparse_hold: float = 1.0
     sparse_metric_correction: bool = False
+    flying_pixel_threshold: float = DEFAULT_EDGE_THRESHOLD
+    flying_pixel_dilation: int = DEFAULT_EDGE_DILATION
+    temporal_filter: TemporalChoice = DEFAULT_TEMPORAL_MODE
+    temporal_max_gap: float = DEFAULT_MAX_GAP_S
     qos_input_depth: int = 2
     qos_input_reliability: Reliability = "best_effort"
     qos_output_reliability: Reliability = "reliable"
