@@ -18,6 +18,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
 from dav2_ros.pipeline.frame_outputs import CloudOptions, expected_outputs, frame_outputs
+from dav2_ros.geometry.depth_filters import TemporalFilter, TemporalOptions
 from dav2_ros.geometry.intrinsics import Intrinsics, IntrinsicsError, distortion_is_nonzero
 from dav2_ros.node.messages import image_msg, pointcloud_msg
 from dav2_ros.node.rejections import RejectionLog
@@ -61,6 +62,7 @@ class CameraChannel:
         # The resolved input topics once subscribed (relative names until then), for messages.
         self.image_topic = self.topic("image/compressed" if settings.input_transport == "compressed" else "image")
         self.camera_info_topic = self.topic("camera_info")
+        self._temporal: Optional[TemporalFilter] = None  # used on the worker thread only
         self._create_publishers(settings, create_publisher or node.create_publisher)
         if subscribe:
             self.subscribe()
@@ -192,10 +194,24 @@ class CameraChannel:
         """" on <camera_info topic>" when the node has several cameras (the single camera's messages stay short)."""
         return f" on {self.camera_info_topic}" if self.name else ""
 
+    # ----------------------------------------------------------------------------- temporal
+    def temporal_filter(self, settings: NodeSettings) -> Optional[TemporalFilter]:
+        """This camera's temporal filter for the current settings: None when off; a new one (starting over)
+        when `temporal_filter` or `temporal_max_gap` changed. Called on the worker thread."""
+        if settings.temporal_filter == "off":
+            self._temporal = None
+            return None
+        options = TemporalOptions(max_gap_s=settings.temporal_max_gap)
+        current = self._temporal
+        if current is None or current.mode != settings.temporal_filter or current.options != options:
+            self._temporal = TemporalFilter(settings.temporal_filter, options)
+        return self._temporal
+
     # ------------------------------------------------------------------------------ outputs
     def publish(self, header: Header, result: FrameResult, image: np.ndarray, color_order: str,
                 settings: NodeSettings) -> None:
         """Every output of one frame with the input image's header (stamp and frame_id)."""
+        self.stats.filters_applied(result.valid_pixels, result.flying_pixels, self._temporal)
         cloud = CloudOptions(settings.publish_cloud, settings.cloud_rgb, settings.cloud_stride)
         for name, fields in frame_outputs(result, image, color_order, cloud):
             publisher = self._publishers[name]

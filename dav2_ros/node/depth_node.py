@@ -246,7 +246,9 @@ class DepthNode(Node):
         intrinsics = channel.intrinsics_for(width, height, settings)
         want_colored = channel.colored_pub.get_subscription_count() > 0
         align = channel.sparse.align_for(msg.header, width, height, intrinsics, settings) if channel.sparse else None
-        request = FrameRequest(image, color_order, intrinsics, colorize=want_colored, align=align)
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        request = FrameRequest(image, color_order, intrinsics, colorize=want_colored, align=align,
+                               temporal=channel.temporal_filter(settings), stamp=stamp, source=msg.header.frame_id)
         return DecodedFrame(pending, request)
 
     def _refused(self, channels: list[CameraChannel], error: BaseException) -> None:

@@ -48,6 +48,12 @@ def camera_status(node_name: str, camera: str, hardware_id: str, snapshot: Stats
         ("frames_out", str(snapshot.frames_out)),
         ("frames_dropped", str(snapshot.dropped)),
         ("frames_rejected", str(sum(snapshot.rejected.values()))),
+        ("flying_pixels_removed_pct", "off" if snapshot.flying_removed_pct is None
+         else f"{snapshot.flying_removed_pct:.2f}"),
+        ("temporal_filter", snapshot.temporal_filter),
+        ("temporal_resets", str(snapshot.temporal_resets)),
+        ("temporal_last_reset", snapshot.temporal_last_reset or "none"),
+        ("temporal_scale", f"{snapshot.temporal_scale:.4f}"),
     ]
     values += [(f"rejected.{reason}", str(count)) for reason, count in sorted(snapshot.rejected.items())]
     values += [(f"cloud_skipped.{reason}", str(count)) for reason, count in sorted(snapshot.cloud_skipped.items())]

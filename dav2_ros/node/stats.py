@@ -6,7 +6,7 @@ import collections
 import threading
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -27,6 +27,11 @@ class StatsSnapshot:
     inference_p50_ms: Optional[float]
     seconds_since_input: Optional[float]
     rejected_in_window: int = 0  # rejections during the window
+    flying_removed_pct: Optional[float] = None  # % of valid depth pixels the flying-pixel filter removed (window)
+    temporal_filter: str = "off"  # the temporal filter's mode on the last frame
+    temporal_resets: int = 0  # times it started over since its mode was set
+    temporal_last_reset: str = ""  # why it last started over
+    temporal_scale: float = 1.0  # the global factor `scale` applied to the last frame
 
 
 class FrameStats:
@@ -42,6 +47,8 @@ class FrameStats:
         self._published: collections.deque[tuple[float, float, Optional[float], Optional[float]]] = collections.deque()
         self._rejections: collections.deque[float] = collections.deque()
         self._last_input: Optional[float] = None
+        self._flying: collections.deque[tuple[float, int, int]] = collections.deque()
+        self._temporal: tuple[str, int, str, float] = ("off", 0, "", 1.0)
 
     def frame_received(self) -> None:
         """An image arrived from the camera."""
@@ -68,11 +75,25 @@ class FrameStats:
             self._published.append((now, latency_s, stamp_age_s, inference_s))
             self._trim(now)
 
+    def filters_applied(self, valid_pixels: Optional[int], flying_pixels: Optional[int], temporal: Any) -> None:
+        """A published frame's flying-pixel counts (None: filter off) and its camera's temporal filter state
+        (a `TemporalFilter`, or None: off)."""
+        now = time.monotonic()
+        state = ("off", 0, "", 1.0) if temporal is None else (
+            temporal.mode, temporal.resets, temporal.last_reset, temporal.last_scale)
+        with self._lock:
+            if valid_pixels is not None and flying_pixels is not None:
+                self._flying.append((now, valid_pixels, flying_pixels))
+            self._temporal = state
+            self._trim(now)
+
     def _trim(self, now: float) -> None:
         while self._published and now - self._published[0][0] > self._window_s:
             self._published.popleft()
         while self._rejections and now - self._rejections[0] > self._window_s:
             self._rejections.popleft()
+        while self._flying and now - self._flying[0][0] > self._window_s:
+            self._flying.popleft()
 
     def snapshot(self, dropped: int) -> StatsSnapshot:
         """Counters and percentiles now; `dropped` comes from the worker's slot."""
@@ -84,6 +105,10 @@ class FrameStats:
             cloud_skipped = dict(self.cloud_skipped)
             rejected_recent = len(self._rejections)
             frames_in, frames_out, last_input = self.frames_in, self.frames_out, self._last_input
+            flying = list(self._flying)
+            temporal = self._temporal
+        valid_total = sum(f[1] for f in flying)
+        flying_pct = 100.0 * sum(f[2] for f in flying) / valid_total if valid_total else None
         latencies = np.array([s[1] for s in samples], dtype=np.float64) * 1e3
         ages = np.array([s[2] for s in samples if s[2] is not None], dtype=np.float64) * 1e3
         inference = np.array([s[3] for s in samples if s[3] is not None], dtype=np.float64) * 1e3
@@ -105,6 +130,11 @@ class FrameStats:
             inference_p50_ms=_percentile(inference, 50),
             seconds_since_input=None if last_input is None else now - last_input,
             rejected_in_window=rejected_recent,
+            flying_removed_pct=flying_pct,
+            temporal_filter=temporal[0],
+            temporal_resets=temporal[1],
+            temporal_last_reset=temporal[2],
+            temporal_scale=temporal[3],
         )
 
 

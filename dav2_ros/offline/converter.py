@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from dav2_ros.conversions.errors import InputRejected
 from dav2_ros.conversions.image_codec import compressed_msg_to_array, image_msg_to_array
+from dav2_ros.geometry.depth_filters import TemporalFilter, TemporalOptions
 from dav2_ros.pipeline.frame_outputs import CloudOptions, frame_outputs
 from dav2_ros.geometry.intrinsics import Intrinsics, IntrinsicsError
 from dav2_ros.offline.bag_frames import Frame, FrameSource, Passthrough
@@ -88,6 +89,9 @@ class BagConverter:
         self._topics = topics
         self._colorize = colorize
         self._copied: dict[int, object | None] = {}
+        # The camera's temporal filter, as the node keeps one per camera (reset on stamp gaps, frame_id or size).
+        self._temporal = None if settings.temporal_filter == "off" else TemporalFilter(
+            settings.temporal_filter, TemporalOptions(max_gap_s=settings.temporal_max_gap))
 
     def run(
         self,
@@ -134,8 +138,12 @@ class BagConverter:
             return
         intrinsics = self._intrinsics(frame, image.shape[1], image.shape[0], stats)
         try:
+            header = msg.header
             result = self._processor.process(image, color_order, intrinsics, colorize=self._colorize,
-                                             align=self._align(msg.header, image, intrinsics, frame))
+                                             align=self._align(msg.header, image, intrinsics, frame),
+                                             temporal=self._temporal,
+                                             stamp=header.stamp.sec + header.stamp.nanosec * 1e-9,
+                                             source=header.frame_id)
         except InputRejected as exc:  # e.g. an image the model cannot take
             stats.failures[exc.reason] += 1
             return
