@@ -107,7 +107,9 @@ def _yaml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return f"'{value}'" if value == "" or re.fullmatch(r"[-+.\d eE]+|true|false", value) else value
+        # quoted where YAML would read another type: numbers, and the YAML 1.1 booleans rcl knows (off, on, ...)
+        yaml_typed = re.fullmatch(r"[-+.\d eE]+|(?i:true|false|on|off|yes|no)", value)
+        return f"'{value}'" if value == "" or yaml_typed else value
     return repr(value)
 
 

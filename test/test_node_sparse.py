@@ -30,7 +30,9 @@ pytestmark = pytest.mark.ros
 FIXED = (0.5, 0.1)  # relative_scale, relative_shift: the last fallback
 PARAMS = {"model_type": "relative", "min_depth": 0.01, "max_valid_depth": 1000.0, "relative_scale": FIXED[0],
           "relative_shift": FIXED[1], "sparse.max_age": 0.5, "sparse.hold": 2.0, "sparse.smoothing": 0.0,
-          "sparse.min_points": 30}
+          "sparse.min_points": 30,
+          # the fit is checked pixel by pixel: no flying-pixel filter (random weights jump everywhere), no temporal one
+          "flying_pixel_threshold": 0.0, "temporal_filter": "off"}
 TRUE_FIT = (0.35, 0.05)  # what the sparse depths are made with: 1 / depth = 0.35 * relative + 0.05
 TIMEOUT_S = 90.0
 SETTLE_S = 0.3  # let the sparse message land before its image

@@ -24,6 +24,10 @@ from dav2_ros.offline import bag_to_depth
 TRUE_FIT = (0.35, 0.05)
 CAMERA = "/camera/color/image_raw"
 
+# The fit is checked pixel by pixel: no flying-pixel filter (random weights jump everywhere), no temporal one
+# (quoted: --param values are YAML, where a bare off is false).
+NO_FILTERS = {"flying_pixel_threshold": 0.0, "temporal_filter": '"off"'}
+
 
 def run_tool(args: list[str]) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
@@ -66,7 +70,7 @@ def sparse_bag(tmp_path_factory, bags_dir) -> tuple[pathlib.Path, np.ndarray, np
 def test_bag_to_depth_fits_the_sparse_topic(sparse_bag, tmp_path):
     bag, rows, cols, depth, outliers = sparse_bag
     params = dict(standin_params(tmp_path / "no_weights"), model_type="relative", min_depth=0.01,
-                  max_valid_depth=1000.0, **{"sparse.input": "depth"})
+                  max_valid_depth=1000.0, **{"sparse.input": "depth"}, **NO_FILTERS)
     out_dir = tmp_path / "out"
     code, out, err = run_tool([str(bag), "-o", str(out_dir), "--no-progress", "--summary-json",
                                str(tmp_path / "summary.json"), *offline_args(params)])
@@ -90,7 +94,7 @@ def test_bag_to_depth_fits_the_sparse_topic(sparse_bag, tmp_path):
 def test_bag_to_depth_without_a_usable_sparse_message_falls_back(sparse_bag, tmp_path, caplog):
     bag, *_ = sparse_bag
     params = dict(standin_params(tmp_path / "no_weights"), model_type="relative", relative_scale=0.5,
-                  relative_shift=0.1, min_depth=0.01, max_valid_depth=1000.0)
+                  relative_shift=0.1, min_depth=0.01, max_valid_depth=1000.0, **NO_FILTERS)
     # The TUM ground truth as the sparse topic, under a wrong frame_id: refused, relative_scale/relative_shift used.
     messages = read_bag(bag)
     gt = next(m for m in messages if m.topic == "/camera/depth/image_raw")
