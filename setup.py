@@ -10,6 +10,8 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*", "benchmarks"]),
+    # the real camera frame dav2_export checks every exported model on (dav2_ros/data/README.md)
+    package_data={PACKAGE: ["data/*.jpg", "data/README.md"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         ("share/" + PACKAGE, ["package.xml"]),
@@ -37,6 +39,9 @@ setup(
             "ros-lifecycle-msgs",  # the managed node's services (rclpy.lifecycle)
             "ros-rmw-fastrtps-cpp",
         ],
+        # dav2_export's ONNX files and the onnxruntime backend (CPU build; on a CUDA machine or a Jetson install
+        # onnxruntime-gpu instead, which brings the CUDA and TensorRT execution providers)
+        "onnx": ["onnx", "onnxruntime"],
         "test": [
             "pytest",
             "hypothesis",
@@ -48,6 +53,9 @@ setup(
             "ros-ament-package",
             # cross-checks our Hugging Face checkpoint loading against transformers' own model
             "transformers",
+            # the export and the onnxruntime backend are tested in CI too
+            "onnx",
+            "onnxruntime",
         ],
     },
     zip_safe=True,
@@ -61,6 +69,7 @@ setup(
             "managed_depth_node = dav2_ros.node.managed_depth_node:main",
             "dav2_infer = dav2_ros.cli.infer:main",
             "dav2_weights = dav2_ros.cli.weights:main",
+            "dav2_export = dav2_ros.cli.export:main",
             "bag_to_depth = dav2_ros.offline.entry_points:bag_to_depth",
             "depth_eval = dav2_ros.offline.entry_points:depth_eval",
         ],
