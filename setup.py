@@ -53,9 +53,10 @@ setup(
             "ros-ament-package",
             # cross-checks our Hugging Face checkpoint loading against transformers' own model
             "transformers",
-            # the export and the onnxruntime backend are tested in CI too
+            # the export (ONNX + OpenVINO IR) and the onnxruntime backend are tested in CI too
             "onnx",
             "onnxruntime",
+            "openvino",
         ],
     },
     zip_safe=True,
