@@ -33,11 +33,17 @@ class EngineOptions:
         cache_dir: folder for compiled models (OpenVINO's CACHE_DIR, exported files); None = `$DAV2_ENGINE_CACHE`
             when set, else `engines/` in the package's cache folder (`dav2_ros.weights.cache.default_weights_dir()`).
         max_shapes: network input shapes kept compiled at once (LRU), >= 1.
+        onnx_providers: onnxruntime only: execution providers in order of preference ("tensorrt", "cuda", "cpu" or
+            ONNX Runtime's names); empty = TensorRT > CUDA > CPU on CUDA, CPU otherwise.
+        onnx_model: onnxruntime only: an ONNX file written by `dav2_export` for its network input size (checked
+            against the loaded weights); None = every size exported into the cache on first use.
     """
 
     num_threads: int = 0
     cache_dir: Optional[Path] = None
     max_shapes: int = DEFAULT_MAX_SHAPES
+    onnx_providers: tuple[str, ...] = ()
+    onnx_model: Optional[Path] = None
 
     def engine_cache(self, backend: str) -> Path:
         """The cache folder of one backend (created by the engine when it writes there)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,7 +54,10 @@ def build_estimator(settings: NodeSettings, logger: Any) -> tuple[DepthEstimator
                   device=settings.device, precision=settings.precision, preprocess=settings.preprocess,
                   backend=engine_choice(settings),
                   engine_options=EngineOptions(num_threads=settings.num_threads,
-                                               max_shapes=max(2, 2 * len(settings.cameras))))
+                                               max_shapes=max(2, 2 * len(settings.cameras)),
+                                               onnx_providers=tuple(settings.onnxruntime_providers),
+                                               onnx_model=Path(settings.onnxruntime_model).expanduser()
+                                               if settings.onnxruntime_model.strip() else None))
     try:
         path = resolve_checkpoint(settings.checkpoint, settings.encoder, settings.model_type, settings.dataset,
                                   settings.weights_dir)

@@ -43,6 +43,8 @@ _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 # A camera name is a relative ROS namespace: tokens of letters, digits and underscores, not starting with a digit.
 _CAMERA_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
 MAX_CAMERAS = 16
+# Short names of the ONNX Runtime execution providers (dav2_ros.engines.onnxruntime_engine.PROVIDER_ALIASES).
+ONNX_PROVIDER_ALIASES = ("tensorrt", "trt", "cuda", "cpu")
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,13 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("backend", "auto", "Engine that runs the network: auto (torch on CUDA; OpenVINO on the CPU when "
               "installed, as it is by default, else torch), torch (the reference), openvino (CPU only), onnxruntime. "
               "The start-up log says which engine runs and why.", read_only=True, choices=BACKEND_CHOICES),
+    ParamSpec("onnxruntime.providers", (), "backend onnxruntime: ONNX Runtime execution providers in order of "
+              "preference (tensorrt, cuda, cpu); empty: tensorrt (fp16 with precision auto, engine cache in the cache "
+              "folder) > cuda > cpu on a CUDA device, cpu otherwise.", read_only=True),
+    ParamSpec("onnxruntime.model", "", "backend onnxruntime: an ONNX file written by dav2_export, run for its network "
+              "input size after a check that it holds the loaded weights; empty: each input size is exported from the "
+              "loaded network into the cache folder on first use (and read from there on later starts).",
+              read_only=True),
     ParamSpec("precision", "auto", "Inference precision: auto (fp16 on CUDA; on the CPU bf16 where it has native "
               "bf16, else fp32), fp32, fp16 (CUDA only), bf16, or int8 (CPU only: int8 ViT Linear layers, ~1.5-2x "
               "faster than fp32 on CPUs without native bf16, ~0.2% mean depth change; see docs/performance.md).",
@@ -198,6 +207,8 @@ class NodeSettings:
     allow_random_weights: bool = False
     device: str = "auto"
     backend: Backend = "auto"
+    onnxruntime_providers: tuple[str, ...] = ()
+    onnxruntime_model: str = ""
     precision: Precision = "auto"
     preprocess: Preprocess = "auto"
     input_size: int = 518
@@ -300,6 +311,18 @@ def _check_camera_names(value: Any) -> Optional[str]:
     return None
 
 
+def _check_provider_names(value: Any) -> Optional[str]:
+    """Why `value` is not a list of ONNX Runtime execution provider names, or None (whether this onnxruntime build
+    has them is checked when the engine starts)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        return f"expected a list of execution providers, got {type(value).__name__}"
+    for name in value:
+        if not isinstance(name, str) or not (name.lower() in ONNX_PROVIDER_ALIASES or name.endswith("ExecutionProvider")):
+            return (f"{name!r} is not an execution provider: use {', '.join(ONNX_PROVIDER_ALIASES)} or ONNX Runtime's "
+                    "names (e.g. TensorrtExecutionProvider)")
+    return None
+
+
 def check_value(name: str, value: Any) -> Optional[str]:
     """Why `value` is not acceptable for parameter `name`, or None when it is."""
     spec = SPECS_BY_NAME.get(name)
@@ -307,7 +330,7 @@ def check_value(name: str, value: Any) -> Optional[str]:
         return None  # not one of ours (use_sim_time, qos_overrides.*): rclpy checks those
     expected = type(spec.default)
     if expected is tuple:
-        return _check_camera_names(value)
+        return _check_provider_names(value) if name == "onnxruntime.providers" else _check_camera_names(value)
     if expected is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"expected a number, got {type(value).__name__}"
