@@ -486,3 +486,20 @@ def test_a_mixed_stream_balances_once_it_stops(raw_rig, camera, capfd):
     errors = log.error_lines()
     assert all(re.search(FAILURES[0].log, e) or re.search(FAILURES[1].log, e) for e in errors), errors
     _check_good_frame(rig, cam, camera, "raw")
+
+
+def test_a_failing_diagnostics_status_is_said_and_the_node_goes_on(raw_rig, camera, capfd):
+    """The 1 Hz /diagnostics timer runs on the executor: an error there (here its model description is made
+    unreadable) is said as a throttled [ERROR] and costs that status only; the executor keeps delivering frames."""
+    rig, cam, log = raw_rig, raw_rig.cams[""], NodeLog(capfd)
+    model_info = rig.node._model_info
+    rig.node._model_info = {}  # every status needs model_info["device"]: KeyError in the timer's callback
+    try:
+        since = len(log.read())
+        line = log.wait_for(r"diagnostics not published: KeyError: 'device'", since, timeout=15.0)
+        assert "[ERROR]" in line, line
+        _check_good_frame(rig, cam, camera, "raw")
+        assert rig.live._thread.is_alive(), "the executor's spin ended"
+    finally:
+        rig.node._model_info = model_info
+    assert "Traceback" not in log.read()

@@ -174,6 +174,13 @@ class DepthNode(Node):
             self._processor = processor
 
     def _publish_diagnostics(self) -> None:
+        """The timer's callback: an error here is said (throttled) and costs this status only; raised, it would
+        end the executor's spin and with it the node."""
+        _, failure = _attempt(self._publish_diagnostics_now)
+        if failure is not None:
+            self._warnings.error("diagnostics_failed", f"diagnostics not published: {_describe(failure)}")
+
+    def _publish_diagnostics_now(self) -> None:
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id="")
         snapshots = {}
         for channel in self._channels:
