@@ -72,19 +72,31 @@ def backproject_(depth: torch.Tensor, ray_x: torch.Tensor, ray_y: torch.Tensor, 
     return out
 
 
+def _window_extreme(values: torch.Tensor, radius: int, fill: float, reduce) -> torch.Tensor:
+    """`reduce` (torch.maximum / torch.minimum) over the (2r+1)x(2r+1) window of every pixel of (..., H, W); outside
+    is `fill`. Separable shifted slices, as the numpy version: faster than max_pool2d on a CPU, the same values."""
+    height, width = values.shape[-2:]
+    padded = F.pad(values, (radius, radius, radius, radius), value=fill)
+    rows = padded[..., :, 0:width]
+    for k in range(1, 2 * radius + 1):
+        rows = reduce(rows, padded[..., :, k:k + width])
+    out = rows[..., 0:height, :]
+    for k in range(1, 2 * radius + 1):
+        out = reduce(out, rows[..., k:k + height, :])
+    return out
+
+
 def edge_keep(depth: torch.Tensor, threshold: float, dilation: int) -> torch.Tensor:
     """`dav2_ros.geometry.depth_filters.edge_mask` as torch ops on (B, H, W) or (H, W) depth: True = keep, False on
     a relative jump above `threshold` to a 3x3 neighbour (widened by `dilation` px) and where depth is not finite or
     not positive. Comparisons of the same float32 products as the numpy version, so both give the same mask."""
-    shape = depth.shape
-    z = depth.reshape(-1, 1, shape[-2], shape[-1])
-    valid = torch.isfinite(z) & (z > 0)
-    high = z.masked_fill(~valid, 0.0)
-    low = z.masked_fill(~valid, float("inf"))
+    valid = torch.isfinite(depth) & (depth > 0)
+    high = depth.masked_fill(~valid, 0.0)
+    low = depth.masked_fill(~valid, float("inf"))
     factor = float(np.float32(1.0 + threshold))  # a scalar (no host-to-device copy: CUDA graphs capture this)
-    near_max = F.max_pool2d(high, 3, stride=1, padding=1)
-    near_min = -F.max_pool2d(-low, 3, stride=1, padding=1)
+    near_max = _window_extreme(high, 1, 0.0, torch.maximum)
+    near_min = _window_extreme(low, 1, float("inf"), torch.minimum)
     edge = ((near_max > high * factor) | (high > near_min * factor)) & valid
     if dilation:
-        edge = F.max_pool2d(edge.to(z.dtype), 2 * dilation + 1, stride=1, padding=dilation) > 0
-    return (valid & ~edge).reshape(shape)
+        edge = _window_extreme(edge.to(torch.uint8), dilation, 0, torch.maximum) > 0
+    return valid & ~edge
