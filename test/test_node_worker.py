@@ -127,3 +127,49 @@ def test_stop_waits_for_the_frame_in_flight_and_ends_the_thread():
     assert finished.is_set()
     assert worker.stopping
     assert not any(t.name == "dav2_frame_worker" and t.is_alive() for t in threading.enumerate())
+
+
+def test_call_runs_on_the_worker_thread_between_batches_and_hands_back_result_or_error():
+    events: list[str] = []
+    in_batch = threading.Event()
+    release = threading.Event()
+
+    def handle(frame: int) -> None:
+        events.append(f"frame {frame} on {threading.current_thread().name}")
+        if frame == 1:
+            in_batch.set()
+            release.wait(5.0)
+
+    worker: FrameWorker[int] = FrameWorker(handle, on_error=lambda error: None)
+    worker.start()
+    try:
+        assert worker.call(lambda: threading.current_thread().name, timeout=5.0) == "dav2_frame_worker"
+        worker.submit(1)
+        wait_until(in_batch.is_set, 5.0, "frame 1 in the handler")
+        worker.submit(2)  # waits behind frame 1, as the call below does
+        result: list = []
+        caller = threading.Thread(target=lambda: result.append(worker.call(lambda: events.append("call") or 7, 5.0)))
+        caller.start()
+        time.sleep(0.2)
+        assert events == ["frame 1 on dav2_frame_worker"], "the call ran during a batch"
+        release.set()
+        caller.join(5.0)
+        wait_until(lambda: len(events) == 3, 5.0, "frame 2")
+        assert events[1:] == ["call", "frame 2 on dav2_frame_worker"] and result == [7]
+
+        def fail() -> None:
+            raise ValueError("warm-up failed")
+        try:
+            worker.call(fail, timeout=5.0)
+        except ValueError as error:
+            assert str(error) == "warm-up failed"
+        else:
+            raise AssertionError("the call's exception was not raised to the caller")
+    finally:
+        assert worker.stop(timeout=5.0)
+    try:
+        worker.call(lambda: None, timeout=1.0)
+    except RuntimeError as error:
+        assert "not running" in str(error)
+    else:
+        raise AssertionError("a call on a stopped worker did not fail")

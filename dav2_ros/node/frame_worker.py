@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Callable, Generic, Hashable, Optional, TypeVar
+from concurrent.futures import Future
+from typing import Any, Callable, Generic, Hashable, Optional, TypeVar
 
 T = TypeVar("T")
 
@@ -22,6 +23,7 @@ class LatestSlot(Generic[T]):
         self._condition = threading.Condition()
         self._items: dict[Hashable, T] = {}  # insertion order = the order the keys became pending
         self._closed = False
+        self._woken = False
         self.dropped = 0
         self.dropped_by_key: dict[Hashable, int] = {}
 
@@ -47,12 +49,20 @@ class LatestSlot(Generic[T]):
             return self._items.pop(key)
 
     def take_all(self, timeout: Optional[float] = None) -> list[T]:
-        """Every key's newest item (removing them), oldest key first; [] after `timeout` seconds or once closed."""
+        """Every key's newest item (removing them), oldest key first; [] after `timeout` seconds, once closed, or
+        when `wake` was called since the last take."""
         with self._condition:
-            if not self._items and not self._closed:
+            if not self._items and not self._closed and not self._woken:
                 self._condition.wait(timeout)
+            self._woken = False
             items, self._items = list(self._items.values()), {}
             return [] if self._closed else items
+
+    def wake(self) -> None:
+        """Make the current (or next) waiting `take_all` return, with whatever is there (possibly nothing)."""
+        with self._condition:
+            self._woken = True
+            self._condition.notify_all()
 
     def close(self) -> None:
         """Wake any waiting `take` and make every later one return None."""
@@ -68,7 +78,9 @@ class FrameWorker(Generic[T]):
     `handle(frame)` gets one frame at a time; with `handle_batch(frames)` instead, every frame waiting at that
     moment (the newest of each key) comes in one call. Handlers must not raise; anything that escapes goes to
     `on_error` (called after the except block has exited) and the loop goes on, so one bad frame never stops the
-    node; if `on_error` raises as well, one line goes to stderr and the loop still goes on.
+    node; if `on_error` raises as well, one line goes to stderr and the loop still goes on. `call(function)` runs a
+    function on the same thread between two batches (the start-up warm-up: what the frames use per thread is made
+    there).
     """
 
     def __init__(self, handle: Optional[Callable[[T], None]], on_error: Callable[[BaseException], None],
@@ -82,6 +94,8 @@ class FrameWorker(Generic[T]):
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.busy = threading.Event()
+        self._calls: list[tuple[Callable[[], Any], Future]] = []
+        self._calls_lock = threading.Lock()
 
     def start(self) -> None:
         """Start the thread (once)."""
@@ -91,13 +105,54 @@ class FrameWorker(Generic[T]):
         """Offer a frame (of camera `key`); True when it displaced an unprocessed one (counted in `slot.dropped`)."""
         return self.slot.put(frame, key)
 
+    def call(self, function: Callable[[], Any], timeout: Optional[float] = None) -> Any:
+        """Run `function` on the worker thread between two batches; its result, or its exception raised here.
+
+        For what must happen on the thread that runs the frames: cuBLAS/cuDNN handles are made per thread on its
+        first call, and a CUDA graph captured in "global" mode forbids CUDA calls from other threads meanwhile.
+
+        Raises:
+            RuntimeError: the worker stopped (or was never started) before running it.
+            TimeoutError: it did not finish within `timeout` seconds.
+        """
+        if not self._thread.is_alive() or self._stop.is_set():
+            raise RuntimeError("the frame worker is not running")
+        future: Future = Future()
+        with self._calls_lock:
+            self._calls.append((function, future))
+        self.slot.wake()
+        return future.result(timeout)
+
     def stop(self, timeout: float = 10.0) -> bool:
-        """Ask the thread to finish after the current frame and wait for it; True once it has ended."""
+        """Ask the thread to finish after the current frame and wait for it; True once it has ended. Calls it has
+        not started fail with RuntimeError."""
         self._stop.set()
         self.slot.close()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
+        self._fail_calls()
         return not self._thread.is_alive()
+
+    def _run_calls(self) -> None:
+        """Run the queued `call`s, in order, handing each its result or exception."""
+        while True:
+            with self._calls_lock:
+                if not self._calls:
+                    return
+                function, future = self._calls.pop(0)
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(function())
+            except BaseException as error:  # noqa: BLE001 -- handed to the caller
+                future.set_exception(error)
+
+    def _fail_calls(self) -> None:
+        with self._calls_lock:
+            calls, self._calls = self._calls, []
+        for _, future in calls:
+            if future.set_running_or_notify_cancel():
+                future.set_exception(RuntimeError("the frame worker stopped before running this call"))
 
     @property
     def stopping(self) -> bool:
@@ -106,6 +161,7 @@ class FrameWorker(Generic[T]):
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._run_calls()
             frames = self.slot.take_all(timeout=0.5)
             if not frames:
                 continue
