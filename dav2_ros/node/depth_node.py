@@ -33,7 +33,7 @@ from dav2_ros.node.camera_channel import CameraChannel
 from dav2_ros.pipeline.frame_outputs import expected_outputs
 from dav2_ros.node.diagnostics import diagnostic_array
 from dav2_ros.pipeline.builders import (StartupError, build_estimator, build_processor, describe_estimator,
-                                    batches_cameras, prepare_estimator, warm_up, warn_unusable)
+                                    batches_cameras, prepare_estimator, processing_settings, warm_up, warn_unusable)
 from dav2_ros.node.frame_worker import FrameWorker
 from dav2_ros.node.parameters import NodeParameters
 from dav2_ros.node.rejections import RejectionLog, log_to_stderr
@@ -77,18 +77,17 @@ class DepthNode(Node):
         try:
             self._setup()
         except BaseException:
-            self._shutdown_worker()
+            self._shutdown_worker(timeout=5.0)  # a warm-up cut short by a signal need not be waited for
             super().destroy_node()
             raise
 
     # ----------------------------------------------------------------------------- startup
     def _setup(self) -> None:
-        """Everything at construction: parameters, the model, the topics, the worker. The managed node
-        (`managed_depth_node.py`) runs the same steps from its lifecycle transitions instead."""
+        """Everything at construction: parameters, the worker and the model (warmed up on the worker), the topics.
+        The managed node (`managed_depth_node.py`) runs the same steps from its lifecycle transitions instead."""
         self._declare()
-        self._load_model()
+        self._load_model()  # starts the worker: the warm-up runs on it
         self._open_channels(self.create_publisher)
-        self._start_worker()
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self._create_diagnostics_timer()
 
@@ -98,8 +97,9 @@ class DepthNode(Node):
         self._said_once: set[str] = set()
         self._said_once_lock = threading.Lock()
         self._warnings = RejectionLog(self.get_logger(), WARN_PERIOD_S)
-        self._processor_lock = threading.Lock()
         try:
+            # A runtime change only stores the new settings (on the executor thread, with the log line of
+            # `_on_parameters_changed`); the worker rebuilds the processor between batches (`_round_setup`).
             self._params = NodeParameters(self, on_change=self._on_parameters_changed)
         except (InvalidParameterValueException, InvalidParameterTypeException, SettingsError) as error:
             raise StartupError(f"invalid parameter: {_parameter_error_text(error)}") from None
@@ -107,9 +107,9 @@ class DepthNode(Node):
         self._outputs = expected_outputs(self._params.settings)
 
     def _on_parameters_changed(self, settings: NodeSettings) -> None:
-        """A runtime parameter change: apply it (`_on_settings_changed`), and say so when it changes which topics
-        carry messages (relative_scale given or set back to 0, publish_cloud switched)."""
-        self._on_settings_changed(settings)
+        """A runtime parameter change (executor thread): the worker applies it before its next batch
+        (`_processor_for_next_batch`); here only say so when it changes which topics carry messages
+        (relative_scale given or set back to 0, publish_cloud switched)."""
         outputs = expected_outputs(settings)
         if outputs != self._outputs:
             self._outputs = outputs
@@ -117,15 +117,20 @@ class DepthNode(Node):
                 self.get_logger().info(f"parameters changed: now publishing {channel.describe_outputs(settings)}")
 
     def _load_model(self) -> None:
-        """Load the checkpoint, prepare the estimator and the frame processor, warm them up (StartupError with
-        the reason when the weights cannot be used)."""
+        """Load the checkpoint, prepare the estimator and the frame processor, start the worker and warm them up on
+        it (StartupError with the reason when the weights cannot be used or the warm-up fails)."""
         settings = self._params.settings
         self._estimator, source = build_estimator(settings, self.get_logger())
         self.get_logger().info(f"engine: {self._estimator.describe_engine()}")
         prepare_estimator(self._estimator, settings, self.get_logger())
         warn_unusable(self._estimator, settings, self.get_logger())
         self._processor = build_processor(self._estimator, settings)
-        warm_up_s = warm_up(self._processor, settings)
+        self._processor_settings = settings  # what `_processor` was built for
+        # The worker runs every frame, so it runs the warm-up too: cuBLAS/cuDNN handles are per thread (made on a
+        # thread's first call, a failure there reads as CUBLAS_STATUS_NOT_INITIALIZED) and so is what torch.compile
+        # and CUDA graphs record. A warm-up error is raised here and stops the start-up.
+        self._start_worker()
+        warm_up_s = self._worker.call(lambda: warm_up(self._processor, settings))
         self._model_info = describe_estimator(self._estimator, settings, source)
         self.get_logger().info(
             f"model ready: {self._model_info['model']} from {source} on {self._model_info['device']} "
@@ -143,7 +148,10 @@ class DepthNode(Node):
                           for name in (settings.cameras or ("",))]
 
     def _start_worker(self) -> None:
-        """A fresh worker thread for the frames (one per activation in the managed node)."""
+        """The worker thread for the frames, unless one is running (the start-up's, which ran the warm-up; the
+        managed node starts a fresh one on an activation after a deactivation)."""
+        if self._worker is not None and not self._worker.stopping:
+            return
         self._worker = FrameWorker(None, self._on_worker_error, handle_batch=self._process_frames)
         self._worker.start()
 
@@ -166,12 +174,6 @@ class DepthNode(Node):
         channel.stats.frame_received()
         assert self._worker is not None
         self._worker.submit(PendingFrame(msg, time.monotonic(), channel), key=channel.name)
-
-    def _on_settings_changed(self, settings: NodeSettings) -> None:
-        """A runtime parameter change: the next frame uses the new processing settings."""
-        processor = build_processor(self._estimator, settings)
-        with self._processor_lock:
-            self._processor = processor
 
     def _publish_diagnostics(self) -> None:
         """The timer's callback: an error here is said (throttled) and costs this status only; raised, it would
@@ -229,11 +231,23 @@ class DepthNode(Node):
                         self._frames_failed([frame.pending.channel], failure)
 
     def _round_setup(self) -> tuple[NodeSettings, FrameProcessor, bool]:
-        """What one round of frames runs with: the settings, the processor and whether cameras batch."""
-        settings = self._params.settings
-        with self._processor_lock:
-            processor = self._processor
+        """What one round of frames runs with: the settings, the processor built for them and whether cameras
+        batch (every frame of the round uses these)."""
+        processor, settings = self._processor_for_next_batch()
         return settings, processor, batches_cameras(settings, self._estimator.device)
+
+    def _processor_for_next_batch(self) -> tuple[FrameProcessor, NodeSettings]:
+        """The processor and the settings it was built for, rebuilt first when a parameter change made the node's
+        settings differ. Runs on the worker between batches: the executor thread never touches the device (the
+        worker may be capturing a CUDA graph), and a frame never pairs new settings (cloud_stride, cloud_rgb...)
+        with a processor built for old ones. A change that leaves the processing alone keeps the processor (and
+        its CUDA graphs)."""
+        settings = self._params.settings
+        if settings != self._processor_settings:
+            if processing_settings(settings) != processing_settings(self._processor_settings):
+                self._processor = build_processor(self._estimator, settings)
+            self._processor_settings = settings
+        return self._processor, self._processor_settings
 
     def _decode(self, pending: PendingFrame, settings: NodeSettings) -> Union[DecodedFrame, InputRejected]:
         """The frame's pixels and its camera's intrinsics at their size, or why the image is refused (an
@@ -363,10 +377,10 @@ class DepthNode(Node):
         except Exception as failure:  # noqa: BLE001 -- said on stderr instead
             log_to_stderr("WARN" if warn else "INFO", message, failure)
 
-    def _shutdown_worker(self) -> None:
+    def _shutdown_worker(self, timeout: float = 30.0) -> None:
         worker = getattr(self, "_worker", None)
-        if worker is not None and not worker.stop(timeout=30.0):
-            self.get_logger().warning("frame worker did not finish within 30 s")
+        if worker is not None and not worker.stop(timeout=timeout):
+            self.get_logger().warning(f"frame worker did not finish within {timeout:g} s")
 
     def destroy_node(self) -> None:
         """Stop and join the worker first, so nothing publishes on a destroyed node."""

@@ -33,7 +33,6 @@ from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallba
 
 from dav2_ros.node.depth_node import DepthNode, spin_node
 from dav2_ros.pipeline.builders import StartupError
-from dav2_ros.pipeline.settings import NodeSettings
 
 
 class ManagedDepthNode(LifecycleNodeMixin, DepthNode):
@@ -60,9 +59,10 @@ class ManagedDepthNode(LifecycleNodeMixin, DepthNode):
         """Load and warm up the model, create the (not yet enabled) publishers; FAILURE with the reason logged
         when the weights cannot be used (the node stays unconfigured)."""
         try:
-            self._load_model()
+            self._load_model()  # starts the worker (no frames yet: nothing subscribed) and warms up on it
         except StartupError as error:
             self.get_logger().error(f"configure failed: {error}; still unconfigured (fix it and configure again)")
+            self._stop_frames()
             self._release_model()
             return TransitionCallbackReturn.FAILURE
         self._open_channels(self.create_lifecycle_publisher, subscribe=False)
@@ -71,7 +71,9 @@ class ManagedDepthNode(LifecycleNodeMixin, DepthNode):
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Enable the publishers, then start the worker, subscribe and publish /diagnostics."""
+        """Enable the publishers, then start the worker (the first activation keeps the one that ran the warm-up;
+        after a deactivation a fresh thread, whose first frame makes its own cuBLAS/cuDNN handles), subscribe and
+        publish /diagnostics."""
         result = super().on_activate(state)  # enables every lifecycle publisher
         if result != TransitionCallbackReturn.SUCCESS:
             return result
@@ -89,7 +91,8 @@ class ManagedDepthNode(LifecycleNodeMixin, DepthNode):
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Destroy the publishers and free the model."""
+        """Stop the worker (still the configure's when never activated), destroy the publishers, free the model."""
+        self._stop_frames()
         self._close_outputs()
         self._release_model()
         self.get_logger().info("cleaned up (unconfigured): model freed")
@@ -108,12 +111,6 @@ class ManagedDepthNode(LifecycleNodeMixin, DepthNode):
         return TransitionCallbackReturn.SUCCESS
 
     # ------------------------------------------------------------------------------- parts
-    def _on_settings_changed(self, settings: NodeSettings) -> None:
-        """Live parameters are accepted in every state; the processor exists only once configured (configure
-        builds it from the settings of that moment)."""
-        if self._estimator is not None:
-            super()._on_settings_changed(settings)
-
     def _stop_frames(self) -> None:
         """Worker first (it finishes the frame in flight without publishing it and drops the waiting ones), then the
         subscriptions (no image callback runs meanwhile: both happen on the executor thread)."""
@@ -137,8 +134,7 @@ class ManagedDepthNode(LifecycleNodeMixin, DepthNode):
         """Drop every reference to the model and hand its memory back (CUDA cache, then the C heap)."""
         device = getattr(self._estimator, "device", None)
         self._estimator = None
-        with self._processor_lock:
-            self._processor = None
+        self._processor = None  # the worker that used it is stopped (`_stop_frames` comes first)
         gc.collect()
         if device is not None:
             from dav2_ros.model.device import release_cached_memory

@@ -51,7 +51,9 @@ class NodeParameters:
 
     The on-set callback is registered before declaring, so values from a params file or the
     command line go through the same checks as a runtime `ros2 param set`. An accepted runtime
-    change replaces `settings` atomically and calls `on_change(new_settings)`.
+    change replaces `settings` atomically and calls `on_change(new_settings)`. Both happen on the
+    executor thread (the parameter service's callback): the depth node passes no `on_change`, its
+    worker reads `settings` between batches and rebuilds what depends on them there.
     """
 
     def __init__(self, node: Node, on_change: Optional[Callable[[NodeSettings], None]] = None) -> None:
