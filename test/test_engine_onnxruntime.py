@@ -267,3 +267,56 @@ def test_bag_to_depth_on_onnxruntime_gives_the_torch_messages(tmp_path: pathlib.
         [(f.name, f.offset, f.datatype) for f in reference.fields]
     np.testing.assert_allclose(np.frombuffer(cloud.data, np.float32), np.frombuffer(reference.data, np.float32),
                                rtol=0, atol=1e-4 * 20.0, equal_nan=True)
+
+
+# ----- the real node --------------------------------------------------------------------------------------------
+NODE_DEMO = {"allow_random_weights": True, "input_size": 98, "device": "cpu", "precision": "fp32",
+             "backend": "onnxruntime", "num_threads": 1}
+NODE_STARTUP_S = 300.0  # the warm-up frame's size is exported (and checked) during the start on a loaded CPU
+
+
+@pytest.mark.ros
+def test_node_runs_backend_onnxruntime(bags_dir: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    """The node process with backend onnxruntime: the start-up log names the engine, the warm-up size is exported
+    into the cache, and a camera frame of another size gets its depth (exported on that frame) with the input's
+    header and the node's layout."""
+    import copy
+
+    from node_harness import DdsClient, NodeProcess, read_bag, same_header
+    from sensor_msgs.msg import Image
+
+    (tmp_path / "weights").mkdir()
+    image: Image = read_bag(bags_dir / "fiducial_board_611")["/camera/image_raw"][0]  # 1280x720 -> 98x168
+    namespace = "/dav2_onnxruntime"
+    env = {"DAV2_WEIGHTS_DIR": str(tmp_path / "weights"), "DAV2_ENGINE_CACHE": str(tmp_path / "cache")}
+    with NodeProcess(NODE_DEMO, namespace=namespace, env=env) as node, DdsClient("dav2_onnxruntime_client") as client:
+        node.wait_for_output("listening on", NODE_STARTUP_S)
+        assert "ONNX Runtime" in node.wait_for_output(r"engine: ", 5.0)
+        models = tmp_path / "cache" / "onnxruntime" / "models"
+        assert [p.name.rsplit("_", 1)[1] for p in models.glob("*.onnx")] == ["98x126.onnx"]  # the 640x480 warm-up
+        publisher = client.publisher(Image, f"{namespace}/image")
+        depth = client.collect(Image, f"{namespace}/depth/image")
+        client.wait_for_subscribers(publisher)
+        frame = copy.deepcopy(image)
+        publisher.publish(frame)
+        message = depth.wait_for(lambda m: same_header(m, frame), NODE_STARTUP_S,
+                                 on_wait=lambda: publisher.publish(frame))
+        assert (message.encoding, message.height, message.width) == ("32FC1", 720, 1280)
+        height, width = ex.network_shape(1280, 720, 98)
+        assert sorted(p.name.rsplit("_", 1)[1] for p in models.glob("*.onnx")) == ["98x126.onnx",
+                                                                                 f"{height}x{width}.onnx"]
+    assert "Traceback" not in node.output
+
+
+@pytest.mark.ros
+def test_node_refuses_a_gpu_provider_without_cuda_in_one_line(tmp_path: pathlib.Path) -> None:
+    from node_harness import NodeProcess
+
+    (tmp_path / "weights").mkdir()
+    params = dict(NODE_DEMO, **{"onnxruntime.providers": ["cuda"]})
+    node = NodeProcess(params, env={"DAV2_WEIGHTS_DIR": str(tmp_path / "weights"),
+                                    "DAV2_ENGINE_CACHE": str(tmp_path / "cache")}).start()
+    code = node.wait(NODE_STARTUP_S)
+    assert code == 1, node.output
+    assert "Traceback" not in node.output
+    assert "execution provider cuda" in node.output, node.output
