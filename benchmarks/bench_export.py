@@ -57,15 +57,56 @@ def network(encoder: str, model_type: str) -> DepthAnythingV2:
     return ex.build_network(weights, encoder=encoder, model_type=model_type, max_depth=20.0, source="stand-in")
 
 
+def parity() -> int:
+    """Every parity case through the onnxruntime engine (CPU provider, fp32, exact preprocessing, a fresh engine
+    cache): max and mean error against the official output."""
+    from dav2_ros.engines.base import EngineOptions
+    from dav2_ros.model.estimator import DepthEstimator
+
+    folders = [ROOT / "test" / "fixtures" / "parity", ROOT.parent / "shared" / "reference" / "cases",
+               ROOT.parents[1] / "shared" / "reference" / "cases"]
+    cases: dict[str, pathlib.Path] = {}
+    for folder in folders:
+        for path in sorted(folder.glob("*.npz")):
+            cases.setdefault(path.stem, path)
+    print(f"CPU {cpu_facts()['cpu']}, load {' '.join(cpu_facts()['loadavg'])}; {len(cases)} cases")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        estimators: dict[tuple, DepthEstimator] = {}
+        for name, path in cases.items():
+            with np.load(path) as z:
+                image, ref = z["image_bgr"], z["depth"]
+                encoder, input_size, max_depth = str(z["encoder"]), int(z["input_size"]), float(z["max_depth"])
+            key = (encoder, max_depth)
+            if key not in estimators:
+                estimators[key] = DepthEstimator.random(
+                    encoder=encoder, model_type="metric" if max_depth > 0 else "relative",
+                    max_depth=max_depth if max_depth > 0 else 20.0, device="cpu", precision="fp32",
+                    preprocess="exact", backend="onnxruntime", engine_options=EngineOptions(cache_dir=pathlib.Path(tmp)))
+            depth = estimators[key].infer(image, input_size, "bgr")
+            max_error = float(np.abs(depth - ref).max() / np.abs(ref).max())
+            mean_error = float(np.abs(depth - ref).mean() / np.abs(ref).mean())
+            rows.append(dict(case=name, max_error=max_error, mean_error=mean_error))
+            print(f"| {name} | max {max_error:.2e} x max|ref| | mean {mean_error:.2e} |")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "bench_export_parity.json").write_text(json.dumps(dict(machine=cpu_facts(), cases=rows), indent=2))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7, help="interleaved speed rounds (default 7)")
     parser.add_argument("--encoders", nargs="+", default=["vits", "vitb"])
     parser.add_argument("--no-openvino", action="store_true", help="export ONNX only")
     parser.add_argument("--speed-only", action="store_true", help="only the vits relative ONNX export and the speed")
+    parser.add_argument("--parity", action="store_true",
+                        help="only the parity cases (test/fixtures/parity, ../shared/reference/cases) through "
+                             "DepthEstimator(backend='onnxruntime'), against the official outputs")
     args = parser.parse_args()
     import onnxruntime as ort
 
+    if args.parity:
+        return parity()
     height, width = ex.network_shape(640, 480, 518)
     batch = ex.check_batch(ex.bundled_frame(), height, width)
     facts = dict(cpu_facts(), torch=torch.__version__, onnxruntime=ort.__version__, torch_threads=torch.get_num_threads(),
