@@ -1,6 +1,7 @@
 """The depth filters through the real node over DDS: `temporal_filter` switches live (off -> ema -> scale -> off),
 each mode giving what `TemporalFilter` gives on the node's own unfiltered frames; a gap in the stamps starts the
-filter over; /diagnostics reports the mode, the resets and the share of flying pixels removed."""
+filter over; `flying_pixel_threshold` switches live; /diagnostics reports the mode, the resets and the share of
+flying pixels removed."""
 
 from __future__ import annotations
 
@@ -105,3 +106,12 @@ def test_temporal_filter_switches_live_and_a_stamp_gap_resets_it() -> None:
         set_mode("off")
         np.testing.assert_array_equal(send(a, stamp + 10.1), raw_a)
         wait_until(lambda: status().get("temporal_filter") == "off", TIMEOUT_S, "mode off in diagnostics")
+
+        # the flying-pixel filter switches live too: off, the pixels it removed come back
+        results = client.set_parameters(live.fqn, {"flying_pixel_threshold": 0.0})
+        assert all(r.successful for r in results), [r.reason for r in results]
+        unfiltered = send(a, stamp + 10.2)
+        kept = np.isfinite(raw_a)
+        assert np.isfinite(unfiltered).sum() > kept.sum()
+        np.testing.assert_array_equal(unfiltered[kept], raw_a[kept])
+        wait_until(lambda: status().get("flying_pixels_removed_pct") == "off", TIMEOUT_S, "filter off in diagnostics")

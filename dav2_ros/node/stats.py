@@ -27,7 +27,8 @@ class StatsSnapshot:
     inference_p50_ms: Optional[float]
     seconds_since_input: Optional[float]
     rejected_in_window: int = 0  # rejections during the window
-    flying_removed_pct: Optional[float] = None  # % of valid depth pixels the flying-pixel filter removed (window)
+    flying_removed_pct: Optional[float] = None  # % of valid depth pixels the flying-pixel filter removed (window;
+    #                                             None while the last frame went without it)
     temporal_filter: str = "off"  # the temporal filter's mode on the last frame
     temporal_resets: int = 0  # times it started over since its mode was set
     temporal_last_reset: str = ""  # why it last started over
@@ -49,6 +50,7 @@ class FrameStats:
         self._last_input: Optional[float] = None
         self._flying: collections.deque[tuple[float, int, int]] = collections.deque()
         self._temporal: tuple[str, int, str, float] = ("off", 0, "", 1.0)
+        self._flying_on = False  # whether the last published frame went through the flying-pixel filter
 
     def frame_received(self) -> None:
         """An image arrived from the camera."""
@@ -82,7 +84,8 @@ class FrameStats:
         state = ("off", 0, "", 1.0) if temporal is None else (
             temporal.mode, temporal.resets, temporal.last_reset, temporal.last_scale)
         with self._lock:
-            if valid_pixels is not None and flying_pixels is not None:
+            self._flying_on = valid_pixels is not None and flying_pixels is not None
+            if self._flying_on:
                 self._flying.append((now, valid_pixels, flying_pixels))
             self._temporal = state
             self._trim(now)
@@ -107,8 +110,9 @@ class FrameStats:
             frames_in, frames_out, last_input = self.frames_in, self.frames_out, self._last_input
             flying = list(self._flying)
             temporal = self._temporal
+            flying_on = self._flying_on
         valid_total = sum(f[1] for f in flying)
-        flying_pct = 100.0 * sum(f[2] for f in flying) / valid_total if valid_total else None
+        flying_pct = 100.0 * sum(f[2] for f in flying) / valid_total if valid_total and flying_on else None
         latencies = np.array([s[1] for s in samples], dtype=np.float64) * 1e3
         ages = np.array([s[2] for s in samples if s[2] is not None], dtype=np.float64) * 1e3
         inference = np.array([s[3] for s in samples if s[3] is not None], dtype=np.float64) * 1e3
