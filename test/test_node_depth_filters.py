@@ -14,7 +14,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import Image
 
 from dav2_ros.geometry.depth_filters import TemporalFilter, TemporalOptions
-from node_harness import DdsClient, InProcessNode, every, image_array, wait_until
+from node_harness import DdsClient, InProcessNode, NodeProcess, every, image_array, wait_until
 
 pytestmark = pytest.mark.ros
 
@@ -115,3 +115,12 @@ def test_temporal_filter_switches_live_and_a_stamp_gap_resets_it() -> None:
         assert np.isfinite(unfiltered).sum() > kept.sum()
         np.testing.assert_array_equal(unfiltered[kept], raw_a[kept])
         wait_until(lambda: status().get("flying_pixels_removed_pct") == "off", TIMEOUT_S, "filter off in diagnostics")
+
+
+def test_a_bare_off_in_yaml_is_refused_with_the_fix() -> None:
+    """`temporal_filter:=off` reaches the node as the boolean false (YAML 1.1): it says to quote the word."""
+    params = {k: v for k, v in PARAMS.items() if k != "temporal_filter"}
+    with NodeProcess(params, namespace=f"{NAMESPACE}_yaml", extra_args=["-p", "temporal_filter:=off"]) as node:
+        assert node.wait(60.0) == 1
+    assert "cannot start: invalid parameter" in node.output and "temporal_filter" in node.output
+    assert 'quote the word, e.g. "off"' in node.output

@@ -439,6 +439,8 @@ def _parameter_error_text(error: Exception) -> str:
         message = f"{name}: {message}"
     if isinstance(error, InvalidParameterTypeException) and "expecting type 'DOUBLE'" in message:
         message += " (write floating-point values with a decimal point, e.g. 20.0)"
+    if isinstance(error, InvalidParameterTypeException) and "of type 'BOOL', expecting type 'STRING'" in message:
+        message += ' (YAML reads a bare off, on, yes or no as a boolean: quote the word, e.g. "off")'
     return message
 
 
