@@ -320,3 +320,31 @@ def test_node_refuses_a_gpu_provider_without_cuda_in_one_line(tmp_path: pathlib.
     assert code == 1, node.output
     assert "Traceback" not in node.output
     assert "execution provider cuda" in node.output, node.output
+
+
+def test_a_size_that_cannot_be_exported_fails_alone(tmp_path: pathlib.Path) -> None:
+    """A network input size the export refuses raises EngineShapeError (the node rejects those frames with the
+    reason and a counter), is not tried again, and other sizes keep working."""
+    from dav2_ros.engines.base import EngineShapeError
+
+    network = _estimator(tmp_path, "vits", "metric", backend="torch").model
+    engine = oe.create_engine(network, torch.device("cpu"), "auto", EngineOptions(cache_dir=tmp_path))
+    bad = np.zeros((1, 3, 100, 140), np.float32)  # not multiples of 14
+    for _ in range(2):
+        with pytest.raises(EngineShapeError, match="not a network input size"):
+            engine.run(bad)
+    good = ex.check_batch(ex.bundled_frame(), 70, 98)
+    assert engine.run(good).shape == (1, 70, 98) and engine.shapes == [(70, 98)]
+
+
+def test_export_without_its_packages_names_the_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(ex.ExportError) as refused:
+        ex.require("onnx")
+    assert str(refused.value).startswith("onnx export needs the Python package 'onnxruntime', which is not installed: "
+                                         "pip install onnx onnxruntime")
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    with pytest.raises(ex.ExportError, match="pip install openvino"):
+        ex.require("openvino")
