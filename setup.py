@@ -28,8 +28,13 @@ setup(
         "safetensors",
         "tqdm",
         "rosbags",
+        # The CPU engine of backend auto (dav2_ros/engines/openvino_engine.py): ~1.7x torch's speed on the CPU.
+        "openvino",
     ],
     extras_require={
+        # precision int8 with the OpenVINO engine (NNCF weight compression); heavy (scipy, pandas, scikit-learn),
+        # so not in the default install: without it, auto + int8 runs torch's own int8.
+        "int8": ["nncf"],
         # The ROS 2 core from PyPI wheels, for machines without a ROS distro.
         "pypi-ros": [
             "ros-rclpy",
@@ -56,7 +61,8 @@ setup(
             # the export (ONNX + OpenVINO IR) and the onnxruntime backend are tested in CI too
             "onnx",
             "onnxruntime",
-            "openvino",
+            # the OpenVINO engine's int8 mode (parity tests)
+            "nncf",
         ],
     },
     zip_safe=True,

@@ -14,6 +14,7 @@ Writes benchmarks/results/accuracy_modes.json.
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import pathlib
 import sys
@@ -26,7 +27,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import modes  # noqa: E402
 
-CASE_DIRS = [ROOT / "test" / "fixtures" / "parity", ROOT.parent / "shared" / "reference" / "cases"]
+# $DAV2_SHARED_DIR: the project's shared folder where it is not beside the checkout (a git worktree).
+CASE_DIRS = [ROOT / "test" / "fixtures" / "parity",
+             pathlib.Path(os.environ.get("DAV2_SHARED_DIR") or ROOT.parent / "shared") / "reference" / "cases"]
 
 
 def cases(pattern: str = "*") -> list[pathlib.Path]:
@@ -49,7 +52,7 @@ def errors(depth: np.ndarray, ref: np.ndarray) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    default_modes = [m for m in modes.MODES if m != "fast-bf16"]
+    default_modes = [m for m in modes.MODES if m not in ("fast-bf16", "exact-bf16")]
     parser.add_argument("--modes", nargs="+", default=default_modes, choices=list(modes.MODES))
     parser.add_argument("--bf16", action="store_true", help="add fast-bf16 (slow without native bf16)")
     parser.add_argument("--cases", default="*", help="glob of fixture names, e.g. 'tum_vits_308'")
@@ -79,11 +82,11 @@ def main() -> int:
                 else:
                     from dav2_ros.model.estimator import DepthEstimator
 
-                    preprocess, precision = modes.ESTIMATOR_MODES[mode]
+                    backend, preprocess, precision = modes.ESTIMATOR_MODES[mode]
                     built[key] = DepthEstimator.random(
                         encoder=encoder, model_type="metric" if metric else "relative",
                         max_depth=max_depth if metric else 20.0, device="cpu", precision=precision,
-                        preprocess=preprocess)
+                        preprocess=preprocess, backend=backend)
             depth = built[key].infer(image, input_size, "bgr")
             if mode == "exact-fp32":
                 exact = depth

@@ -1,7 +1,8 @@
 """The inference modes the benchmarks compare, each built as an object `FrameProcessor` can drive.
 
-* this project's `DepthEstimator` in exact-fp32, fast-fp32, fast-bf16 and fast-int8 (int8 dynamic quantization
-  of the ViT Linear layers, `precision="int8"`);
+* this project's `DepthEstimator` with backend torch in exact-fp32, exact-bf16 (torch's CPU default before the
+  engines), fast-fp32, fast-bf16 and fast-int8 (int8 dynamic quantization of the ViT Linear layers), with backend
+  openvino in fp32, bf16 and int8 (NNCF int8 weights), and "default": what the node gets with nothing chosen;
 * transformers' `DepthAnythingForDepthEstimation` + its image processor (`DPTImageProcessorPil`, the class
   transformers 5 maps "depth_anything" to without torchvision, configured like the hub's
   `Depth-Anything-V2-*-hf/preprocessor_config.json`), holding the same stand-in weights, wrapped in
@@ -20,15 +21,24 @@ import torch
 from dav2_ros.model.config import ENCODERS
 from dav2_ros.model.estimator import DepthEstimator
 
-Mode = Literal["exact-fp32", "fast-fp32", "fast-bf16", "fast-int8", "transformers-fp32"]
-MODES: tuple[str, ...] = ("exact-fp32", "fast-fp32", "fast-bf16", "fast-int8", "transformers-fp32")
-#: The modes that go through this project's estimator: (preprocess, precision).
-ESTIMATOR_MODES: dict[str, tuple[str, str]] = {
-    "exact-fp32": ("exact", "fp32"), "fast-fp32": ("fast", "fp32"), "fast-bf16": ("fast", "bf16"),
-    "fast-int8": ("fast", "int8"),
+Mode = Literal["default", "exact-fp32", "exact-bf16", "fast-fp32", "fast-bf16", "fast-int8", "openvino-fp32",
+               "openvino-bf16", "openvino-int8", "transformers-fp32"]
+MODES: tuple[str, ...] = ("default", "exact-fp32", "exact-bf16", "fast-fp32", "fast-bf16", "fast-int8",
+                          "openvino-fp32", "openvino-bf16", "openvino-int8", "transformers-fp32")
+#: The modes that go through this project's estimator: (backend, preprocess, precision). "default" is what the node
+#: and `DepthEstimator.from_state_dict(..., device="cpu")` get with nothing chosen (backend auto: OpenVINO on the
+#: CPU); "exact-bf16" is torch's CPU default before the engines (exact preprocessing, bf16 autocast where native).
+ESTIMATOR_MODES: dict[str, tuple[str, str, str]] = {
+    "default": ("auto", "auto", "auto"),
+    "exact-fp32": ("torch", "exact", "fp32"), "exact-bf16": ("torch", "exact", "auto"),
+    "fast-fp32": ("torch", "fast", "fp32"), "fast-bf16": ("torch", "fast", "bf16"),
+    "fast-int8": ("torch", "fast", "int8"),
+    "openvino-fp32": ("openvino", "exact", "fp32"), "openvino-bf16": ("openvino", "exact", "bf16"),
+    "openvino-int8": ("openvino", "exact", "int8"),
 }
 #: Which GEMM dtype bounds each mode (flops.MODE_DTYPES keys).
-MODE_DTYPE = {"exact-fp32": "fp32", "fast-fp32": "fp32", "fast-bf16": "bf16", "fast-int8": "int8",
+MODE_DTYPE = {"default": "bf16", "exact-fp32": "fp32", "exact-bf16": "bf16", "fast-fp32": "fp32", "fast-bf16": "bf16",
+              "fast-int8": "int8", "openvino-fp32": "fp32", "openvino-bf16": "bf16", "openvino-int8": "bf16",
               "transformers-fp32": "fp32"}
 
 
@@ -36,11 +46,11 @@ def build_estimator(mode: str, encoder: str, max_depth: float = 20.0, seed: int 
     """The estimator (or transformers adapter) for a mode, with the parity fixtures' stand-in weights (seed 0)."""
     if mode == "transformers-fp32":
         reference = DepthEstimator.random(encoder=encoder, model_type="metric", max_depth=max_depth, device="cpu",
-                                          precision="fp32", preprocess="exact", seed=seed)
+                                          precision="fp32", preprocess="exact", seed=seed, backend="torch")
         return TransformersEstimator(reference.model, encoder, max_depth)
-    preprocess, precision = ESTIMATOR_MODES[mode]
+    backend, preprocess, precision = ESTIMATOR_MODES[mode]
     return DepthEstimator.random(encoder=encoder, model_type="metric", max_depth=max_depth, device="cpu",
-                                 precision=precision, preprocess=preprocess, seed=seed)
+                                 precision=precision, preprocess=preprocess, seed=seed, backend=backend)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,6 @@ VENV="${DAV2_VENV:-$PWD/.venv}"
 pip_install() { "$VENV/bin/pip" install --disable-pip-version-check -q "$@" 2>&1 | grep -v "^WARNING: Location" || true; }
 pip_install "torch==2.13.0"
 pip_install -e ".[pypi-ros,test]"
-"$VENV/bin/python" -c "import torch, rclpy, rclpy.lifecycle, lifecycle_msgs.srv, sensor_msgs.msg, cv2, rosbags" \
+"$VENV/bin/python" -c "import torch, rclpy, rclpy.lifecycle, lifecycle_msgs.srv, sensor_msgs.msg, cv2, rosbags, openvino" \
   || { echo "setup_venv: the environment in $VENV is incomplete (see pip output above)" >&2; exit 1; }
 echo "$VENV"

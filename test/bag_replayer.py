@@ -308,9 +308,12 @@ def _wait_quietly(predicate: Callable[[], bool], timeout: float) -> bool:
 # ------------------------------------------------------------- one model setup for node and offline tool
 def standin_params(empty_weights_dir: pathlib.Path, input_size: int = 98) -> dict[str, Any]:
     """Node parameters for fast, deterministic test runs: random stand-in vits weights (the folder must
-    hold no checkpoint), CPU fp32, one inference thread, a small input size."""
+    hold no checkpoint), CPU fp32, one inference thread, a small input size; backend torch, the reference: these
+    runs compare the node with the offline tool bit for bit, which the OpenVINO engine did not give between two
+    processes (1.4e-5 m apart; the engines' own tests are test_engines_*.py and test_model_parity.py)."""
     return {"allow_random_weights": True, "weights_dir": str(empty_weights_dir), "input_size": input_size,
-            "encoder": "vits", "model_type": "metric", "device": "cpu", "precision": "fp32", "num_threads": 1}
+            "encoder": "vits", "model_type": "metric", "device": "cpu", "backend": "torch", "precision": "fp32",
+            "num_threads": 1}
 
 
 def reliable_input_params(*topics: str) -> dict[str, str]:

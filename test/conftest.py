@@ -6,6 +6,9 @@ import pathlib
 # Must happen before any test imports rclpy: Fast DDS reads these at context creation.
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+# One OpenVINO model cache for the whole run and the runs after it (tests that point DAV2_WEIGHTS_DIR at an empty
+# folder keep it): the default CPU engine converts and compiles each network input shape once, not once per test.
+os.environ.setdefault("DAV2_ENGINE_CACHE", os.path.expanduser("~/.cache/dav2_ros/engines"))
 
 import pytest  # noqa: E402
 

@@ -53,7 +53,7 @@ def count_arrivals(reliability: str, weights_dir: pathlib.Path, frames: int = 10
     width x height from a reliable publisher at `rate_hz`, and return the node's own count of received frames
     (read from /diagnostics once it has not changed for `settle_s` seconds after the last frame)."""
     params = {"allow_random_weights": True, "weights_dir": str(weights_dir), "input_size": 70, "device": "cpu",
-              "precision": "fp32", "num_threads": 1, "warmup_width": 160, "warmup_height": 120,
+              "backend": "torch", "precision": "fp32", "num_threads": 1, "warmup_width": 160, "warmup_height": 120,
               "qos.input_reliability": reliability}
     image_topic = f"{namespace}/image"
     status_name = f"{namespace}/depth_node: depth estimation"

@@ -38,11 +38,12 @@ from node_harness import PROJECT_DIR, DdsClient, NodeProcess, cloud_fields, imag
 BAGS_DIR = PROJECT_DIR / "test" / "data" / "bags"
 
 # How every robustness test runs the node: stand-in weights, CPU fp32, one inference thread (the
-# machine is shared; more threads than free cores makes torch many times slower, not faster). No flying-pixel
-# filter: random weights' depth jumps everywhere, so it would blank most pixels, and `Camera.check_outputs`
-# wants most of them finite (the filter has its own tests: test_node_depth_filters.py).
+# machine is shared; more threads than free cores makes torch many times slower, not faster); backend torch,
+# whose speed the overload scenarios are sized for (the default OpenVINO engine is tested on its own). No
+# flying-pixel filter: random weights' depth jumps everywhere, so it would blank most pixels, and
+# `Camera.check_outputs` wants most of them finite (the filter has its own tests: test_node_depth_filters.py).
 BASE_PARAMS: dict[str, Any] = {
-    "allow_random_weights": True, "weights_dir": "/nonexistent/dav2_weights", "device": "cpu",
+    "allow_random_weights": True, "weights_dir": "/nonexistent/dav2_weights", "device": "cpu", "backend": "torch",
     "precision": "fp32", "num_threads": 1, "input_size": 70, "min_depth": 0.1, "max_valid_depth": 20.0,
     "flying_pixel_threshold": 0.0,
 }

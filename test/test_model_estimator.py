@@ -24,13 +24,13 @@ def frame_bgr() -> np.ndarray:
 @pytest.fixture(scope="module")
 def estimator() -> DepthEstimator:
     return DepthEstimator.random(encoder="vits", model_type="metric", max_depth=20.0, device="cpu",
-                                 precision="fp32", preprocess="exact")
+                                 precision="fp32", preprocess="exact", backend="torch")
 
 
 @pytest.fixture(scope="module")
 def fast_estimator() -> DepthEstimator:
     return DepthEstimator.random(encoder="vits", model_type="metric", max_depth=20.0, device="cpu",
-                                 precision="fp32", preprocess="fast")
+                                 precision="fp32", preprocess="fast", backend="torch")
 
 
 @pytest.mark.parametrize(("height", "width", "input_size", "expected"), [
@@ -103,7 +103,7 @@ def test_strided_views_accepted_in_both_modes(estimator: DepthEstimator, fast_es
 
 def test_random_weights_are_deterministic_per_seed() -> None:
     image = np.random.default_rng(3).integers(0, 256, size=(42, 56, 3), dtype=np.uint8)
-    kwargs = dict(encoder="vits", model_type="relative", device="cpu", precision="fp32")
+    kwargs = dict(encoder="vits", model_type="relative", device="cpu", precision="fp32", backend="torch")
     first = DepthEstimator.random(seed=0, **kwargs).infer(image, 56)
     again = DepthEstimator.random(seed=0, **kwargs).infer(image, 56)
     other = DepthEstimator.random(seed=1, **kwargs).infer(image, 56)

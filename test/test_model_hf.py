@@ -142,7 +142,7 @@ def test_matches_transformers_on_its_own_safetensors(tmp_path: pathlib.Path, mod
     save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(path))
 
     est = DepthEstimator.from_checkpoint(path, encoder="vits", model_type=model_type, max_depth=float(max_depth),
-                                         device="cpu", precision="fp32", preprocess="exact")
+                                         device="cpu", precision="fp32", preprocess="exact", backend="torch")
     # Square 518x518 input: transformers resizes position embeddings by size, the official code by a
     # (n + 0.1) / 37 scale factor; the two agree only when no resize happens.
     generator = torch.Generator().manual_seed(0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 import numpy as np
@@ -10,7 +11,9 @@ import pytest
 from dav2_ros.model.estimator import DepthEstimator
 
 FIXTURE_DIR = pathlib.Path(__file__).resolve().parent / "fixtures" / "parity"
-SHARED_CASES = pathlib.Path(__file__).resolve().parents[2] / "shared" / "reference" / "cases"
+# $DAV2_SHARED_DIR: the project's shared folder where it is not beside the checkout (a git worktree).
+SHARED_CASES = pathlib.Path(os.environ.get("DAV2_SHARED_DIR") or pathlib.Path(__file__).resolve().parents[2] / "shared") \
+    / "reference" / "cases"
 BUNDLED = sorted(FIXTURE_DIR.glob("*.npz"))
 SHARED = sorted(p for p in SHARED_CASES.glob("*.npz") if p.name not in {b.name for b in BUNDLED})
 
@@ -32,15 +35,15 @@ def load_case(path: pathlib.Path) -> dict:
 _ESTIMATORS: dict[tuple, DepthEstimator] = {}
 
 
-def estimator_for(case: dict, preprocess: str, precision: str) -> DepthEstimator:
+def estimator_for(case: dict, preprocess: str, precision: str, backend: str = "torch") -> DepthEstimator:
     """A CPU estimator with the stand-in weights for this case's encoder and head (cached across tests)."""
     metric = case["max_depth"] > 0
-    key = (case["encoder"], metric, case["max_depth"], preprocess, precision)
+    key = (case["encoder"], metric, case["max_depth"], preprocess, precision, backend)
     if key not in _ESTIMATORS:
         _ESTIMATORS[key] = DepthEstimator.random(
             encoder=case["encoder"], model_type="metric" if metric else "relative",
             max_depth=case["max_depth"] if metric else 20.0, device="cpu", precision=precision,
-            preprocess=preprocess, seed=0)
+            preprocess=preprocess, seed=0, backend=backend)
     return _ESTIMATORS[key]
 
 
@@ -93,6 +96,54 @@ def test_fast_fp32_close_to_official(path: pathlib.Path) -> None:
     assert depth.shape == case["depth"].shape and depth.dtype == np.float32
     error = mean_relative_error(depth, case["depth"])
     assert error < FAST_FP32_TOLERANCE, f"fast fp32 mean relative error {error:.3%}"
+
+
+# Every engine of the registry but the reference, at each precision it runs on the CPU: (backend, precision,
+# "max" = max|ours - ref| <= tol * max|ref|, or "mean" = mean relative error <= tol). The reference (torch fp32
+# exact) is test_exact_fp32_matches_official above.
+ENGINE_MODES = [
+    ("openvino", "fp32", "max", 1e-3),
+    ("openvino", "bf16", "mean", 0.02),
+    ("openvino", "int8", "mean", 0.02),
+]
+
+
+def engine_params() -> list:
+    """(mode, case) pairs; reduced precisions but on one case are `slow` (benchmarks/accuracy_modes.py measures
+    them all, docs/performance.md has the table)."""
+    from dav2_ros.engines.registry import missing_requirement
+
+    params = []
+    for backend, precision, kind, tolerance in ENGINE_MODES:
+        missing = missing_requirement(backend, precision)
+        marks = [pytest.mark.skip(reason=f"backend {backend} {precision} is not installed here ({missing})")] \
+            if missing else []
+        for case in case_params():
+            case_marks = list(case.marks)
+            # Reduced precisions: one bundled case in the default run (each is a conversion and a compile), all
+            # seven with -m slow.
+            if precision != "fp32" and case.id != "bundled-tum_vits_308":
+                case_marks.append(pytest.mark.slow)
+            params.append(pytest.param((backend, precision, kind, tolerance), *case.values,
+                                       id=f"{backend}-{precision}-{case.id}", marks=marks + case_marks))
+    return params
+
+
+@pytest.mark.parametrize(("mode", "path"), engine_params())
+def test_engine_matches_official(mode: tuple, path: pathlib.Path) -> None:
+    backend, precision, kind, tolerance = mode
+    case = load_case(path)
+    est = estimator_for(case, "exact", precision, backend=backend)
+    assert (est.backend, est.precision) == (backend, precision)
+    depth = est.infer(case["image_bgr"], case["input_size"], color_order="bgr")
+    ref = case["depth"]
+    assert depth.dtype == np.float32 and depth.shape == ref.shape
+    worst = float(np.abs(depth - ref).max()) / float(np.abs(ref).max())
+    if kind == "max":
+        assert worst <= tolerance, f"{backend} {precision}: max abs diff {worst:.3g} x max|ref|"
+    else:
+        error = mean_relative_error(depth, ref)
+        assert error <= tolerance, f"{backend} {precision}: mean relative error {error:.3%} (max {worst:.3g} x max|ref|)"
 
 
 def test_bf16_close_to_official() -> None:

@@ -15,7 +15,8 @@ from node_harness import DdsClient, InProcessNode, cloud_fields, every, image_ar
 
 pytestmark = pytest.mark.ros
 
-COMMON = {"allow_random_weights": True, "input_size": 98, "device": "cpu", "precision": "fp32",
+# backend torch: these tests compare decoders, not engines (the default engine: test_node_pipeline.py).
+COMMON = {"allow_random_weights": True, "input_size": 98, "device": "cpu", "backend": "torch", "precision": "fp32",
           "weights_dir": "/nonexistent/dav2_weights"}
 TIMEOUT_S = 60.0
 

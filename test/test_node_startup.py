@@ -76,12 +76,12 @@ def test_warm_up_runs_the_frame_path_at_the_configured_size(estimator, settings,
 
 
 def test_compile_is_set_up_on_request_and_refused_where_it_cannot_apply(logger):
-    eager = DepthEstimator.random(encoder="vits", device="cpu", precision="fp32")
+    eager = DepthEstimator.random(encoder="vits", device="cpu", precision="fp32", backend="torch")
     prepare_estimator(eager, NodeSettings(), logger)
     assert not getattr(eager.model, "_dav2_compiled", False)
     prepare_estimator(eager, NodeSettings(compile="default"), logger)  # compiles lazily, on the warm-up
     assert eager.model._dav2_compiled
-    int8 = DepthEstimator.random(encoder="vits", device="cpu", precision="int8")
+    int8 = DepthEstimator.random(encoder="vits", device="cpu", precision="int8", backend="torch")
     # NodeSettings(...) skips the combination checks that from_params (the node's parameters) makes first
     with pytest.raises(StartupError, match="compile default: torch.compile does not apply to precision 'int8'"):
         prepare_estimator(int8, NodeSettings(compile="default"), logger)

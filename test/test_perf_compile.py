@@ -11,17 +11,17 @@ from dav2_ros.model.estimator import DepthEstimator
 
 
 def test_refuses_unknown_modes_and_int8() -> None:
-    fp32 = DepthEstimator.random(encoder="vits", device="cpu", precision="fp32", preprocess="fast")
+    fp32 = DepthEstimator.random(encoder="vits", device="cpu", precision="fp32", preprocess="fast", backend="torch")
     with pytest.raises(ValueError, match="compile mode 'fastest' is not one of"):
         compile_estimator(fp32, "fastest")  # type: ignore[arg-type]
-    int8 = DepthEstimator.random(encoder="vits", device="cpu", precision="int8", preprocess="fast")
+    int8 = DepthEstimator.random(encoder="vits", device="cpu", precision="int8", preprocess="fast", backend="torch")
     with pytest.raises(ValueError, match="does not apply to precision 'int8'"):
         compile_estimator(int8)
 
 
 @pytest.mark.slow
 def test_compiled_network_matches_eager() -> None:
-    est = DepthEstimator.random(encoder="vits", device="cpu", precision="fp32", preprocess="fast")
+    est = DepthEstimator.random(encoder="vits", device="cpu", precision="fp32", preprocess="fast", backend="torch")
     image = np.random.default_rng(0).integers(0, 256, size=(60, 80, 3), dtype=np.uint8)
     eager = est.infer(image, input_size=70)
     compile_estimator(est)

@@ -43,7 +43,7 @@ def frame() -> np.ndarray:
 @pytest.fixture(scope="module")
 def estimator() -> DepthEstimator:
     return DepthEstimator.random(encoder="vits", model_type="metric", max_depth=20.0, device="cpu",
-                                 precision="fp32", preprocess="fast")
+                                 precision="fp32", preprocess="fast", backend="torch")
 
 
 @pytest.mark.parametrize("stride", [1, 3, 7])
@@ -268,7 +268,7 @@ def ieee_fp32():
 def test_cuda_frame_matches_the_cpu_path(frame: np.ndarray, cuda_graphs: bool, ieee_fp32) -> None:
     height, width = frame.shape[:2]
     _, camera = camera_pair(width, height)
-    cpu = DeviceFramePipeline(DepthEstimator.random(device="cpu", precision="fp32", preprocess="fast"),
+    cpu = DeviceFramePipeline(DepthEstimator.random(device="cpu", precision="fp32", preprocess="fast", backend="torch"),
                               min_depth=0.1, max_depth=20.0).run(frame, INPUT_SIZE, "bgr", camera)
     cuda_estimator = DepthEstimator.random(device="cuda", precision="fp32", preprocess="fast")
     pipeline = DeviceFramePipeline(cuda_estimator, min_depth=0.1, max_depth=20.0, cuda_graphs=cuda_graphs)
@@ -386,7 +386,7 @@ def test_frame_processor_on_device_equals_its_numpy_path(frame: np.ndarray, esti
 
 def test_frame_processor_keeps_relative_models_on_the_numpy_path(frame: np.ndarray) -> None:
     relative = DepthEstimator.random(encoder="vits", model_type="relative", device="cpu", precision="fp32",
-                                     preprocess="fast")
+                                     preprocess="fast", backend="torch")
     processor = FrameProcessor(relative, ProcessingSettings(input_size=INPUT_SIZE), on_device=True)
     assert processor._device_path is None
     assert processor.process(frame, "bgr").relative is not None

@@ -78,7 +78,8 @@ def test_quantized_network_stays_close_to_the_official_output() -> None:
         image, ref, input_size = z["image_bgr"], z["depth"], int(z["input_size"])
         max_depth = float(z["max_depth"])
     est = DepthEstimator.random(encoder="vits", model_type="metric" if max_depth > 0 else "relative",
-                                max_depth=max_depth or 20.0, device="cpu", precision="fp32", preprocess="exact")
+                                max_depth=max_depth or 20.0, device="cpu", precision="fp32", preprocess="exact",
+                                backend="torch")
     exact = est.infer(image, input_size, "bgr")
     quantized_model = copy.deepcopy(est.model)
     quantize_backbone(quantized_model)
@@ -93,7 +94,7 @@ def test_quantized_network_stays_close_to_the_official_output() -> None:
 def test_estimator_precision_int8_quantizes_the_backbone_only() -> None:
     from dav2_ros.model.estimator import DepthEstimator
 
-    est = DepthEstimator.random(encoder="vits", device="cpu", precision="int8", preprocess="fast")
+    est = DepthEstimator.random(encoder="vits", device="cpu", precision="int8", preprocess="fast", backend="torch")
     assert est.precision == "int8"
     kinds = [type(m) for m in est.model.modules()]
     assert kinds.count(Int8DynamicLinear) == 12 * len(BLOCK_LINEARS) and nn.Linear not in kinds

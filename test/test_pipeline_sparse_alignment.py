@@ -180,7 +180,7 @@ def test_metric_correction_is_the_same_on_the_host_and_the_device_path():
     from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, ProcessingSettings
 
     estimator = DepthEstimator.random(encoder="vits", model_type="metric", device="cpu", precision="fp32",
-                                      preprocess="fast")
+                                      preprocess="fast", backend="torch")
     image = np.random.default_rng(0).integers(0, 255, (H, W, 3), np.uint8)
     settings = ProcessingSettings(input_size=70, min_depth=0.1, max_valid_depth=20.0, cloud_stride=2)
     outputs = []

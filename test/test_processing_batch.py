@@ -18,7 +18,7 @@ INPUT_SIZE = 70
 
 @pytest.fixture(scope="module")
 def estimator() -> DepthEstimator:
-    return DepthEstimator.random(encoder="vits", device="cpu", precision="fp32", preprocess="fast")
+    return DepthEstimator.random(encoder="vits", device="cpu", precision="fp32", preprocess="fast", backend="torch")
 
 
 def frames(count: int, height: int = 48, width: int = 64, seed: int = 0) -> list[np.ndarray]:

@@ -22,6 +22,9 @@ How an engine plugs in:
 2. Add its `EngineSpec` to `registry.ENGINES` (module, imports it needs with their pip commands, devices,
    precisions). The parameter's choices, the CLI flags and the parity tests (test/test_model_parity.py, over
    `ENGINES`) pick it up from there.
+An engine that converts the torch network (OpenVINO, ONNX export) traces it with `tracing.trace` /
+`tracing.static_position_embeddings`: the position-embedding resize then comes from torch as a constant (exporters
+resize by size, not by torch's scale factor: 8e-3 x max error otherwise).
 Preprocessing (exact/fast), upsampling, masking, the cloud and the messages stay in `DepthEstimator` and
 `FrameProcessor`, the same for every engine.
 """

@@ -86,7 +86,13 @@ def resolve_backend(backend: str, device_type: str, precision: str = "auto") -> 
     if backend == "auto":
         if device_type != "cpu":
             return "torch", f"auto: torch on {device_type} (the reference network with its on-device frame path)"
-        return "torch", "auto: torch on the CPU"
+        if precision not in ENGINES["openvino"].precisions:
+            return "torch", f"auto: torch on the CPU (OpenVINO does not run precision {precision})"
+        missing = missing_requirement("openvino", precision)
+        if missing is None:
+            return "openvino", "auto: OpenVINO on the CPU (installed; faster than torch there)"
+        return "torch", f"auto: torch on the CPU, OpenVINO{'' if precision == 'auto' else ' ' + precision} is not " \
+                        f"usable here ({missing})"
     spec = ENGINES[backend]
     if device_type not in spec.devices:
         raise BackendUnavailable(f"backend {backend} does not run on {device_type} (it runs on "

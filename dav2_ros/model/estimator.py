@@ -16,7 +16,7 @@ from .checkpoint import CheckpointError, check_encoder, load_state_dict, warn_ab
 from .config import EncoderName, ModelConfig, ModelType
 from .depth_anything_v2 import DepthAnythingV2
 from dav2_ros.engines.base import Engine, EngineOptions
-from dav2_ros.engines.registry import create_engine, resolve_backend
+from dav2_ros.engines.registry import ENGINES, create_engine, resolve_backend
 from dav2_ros.engines.torch_engine import TorchEngine
 
 from .device import Precision, PrecisionChoice, resolve_device, resolve_precision
@@ -111,6 +111,8 @@ class DepthEstimator:
             ValueError: an invalid encoder/model_type/max_depth/device/precision/preprocess.
         """
         config = ModelConfig(encoder=encoder, model_type=model_type, max_depth=max_depth)
+        if device == "auto" and backend in ENGINES and "cuda" not in ENGINES[backend].devices:
+            device = "cpu"  # a CPU-only backend asked for by name: "auto" is the CPU, even where CUDA is
         torch_device = resolve_device(device)
         name, reason = resolve_backend(backend, torch_device.type, precision)
         if name == "torch":

@@ -96,8 +96,9 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               "loaded network into the cache folder on first use (and read from there on later starts).",
               read_only=True),
     ParamSpec("precision", "auto", "Inference precision: auto (fp16 on CUDA; on the CPU bf16 where it has native "
-              "bf16, else fp32), fp32, fp16 (CUDA only), bf16, or int8 (CPU only: int8 ViT Linear layers, ~1.5-2x "
-              "faster than fp32 on CPUs without native bf16, ~0.2% mean depth change; see docs/performance.md).",
+              "bf16, else fp32), fp32, fp16 (CUDA only), bf16, or int8 (CPU only, the ViT's Linear layers in int8: "
+              "torch runs int8 GEMMs, ~1.5-2x fp32 on CPUs without native bf16; OpenVINO stores int8 weights via "
+              "NNCF, `pip install nncf`; 0.2-1.6% mean depth change, docs/performance.md).",
               read_only=True, choices=("auto", "fp32", "fp16", "bf16", "int8")),
     ParamSpec("preprocess", "auto", "Resize/normalize path: exact (bit-faithful to the official code, on the CPU), "
               "fast (on the device), auto (fast on CUDA, exact on CPU).",
