@@ -61,6 +61,8 @@ setup(
             # the export (ONNX + OpenVINO IR) and the onnxruntime backend are tested in CI too
             "onnx",
             "onnxruntime",
+            # transformers' image processor (benchmarks/modes.py compares with it)
+            "pillow",
             # the OpenVINO engine's int8 mode (parity tests)
             "nncf",
         ],

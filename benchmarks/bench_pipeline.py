@@ -57,6 +57,17 @@ FRAMES = {"640x480": (480, 640), "1280x720": (720, 1280)}
 STAGES = ("decode", "preprocess", "inference", "postprocess", "cloud", "publish", "end_to_end")
 
 
+def cpu_flags() -> list[str]:
+    """The CPU features that decide the engines' speed (bf16/int8 instructions), from /proc/cpuinfo."""
+    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8")
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return []
+    return [flag for flag in wanted if flag in flags]
+
+
 def make_frame(height: int, width: int) -> tuple[np.ndarray, Intrinsics]:
     """The TUM RGB-D frame (RGB) resized to height x width, and pinhole intrinsics for that size."""
     with np.load(FRAME_SOURCE) as z:
@@ -211,7 +222,12 @@ def main() -> int:
 
     machine = {"cpu": cpu_name(), "cores": os.cpu_count(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                "torch": torch.__version__, "threads": torch.get_num_threads(), "numpy": np.__version__,
-               "load_average_1min_start": os.getloadavg()[0]}
+               "load_average_1min_start": os.getloadavg()[0], "cpu_flags": cpu_flags()}
+    try:
+        import openvino
+        machine["openvino"] = openvino.get_version()
+    except ImportError:
+        pass
     print(f"machine: {machine}", flush=True)
     rates = flops.measure_matmul(None, args.gemm_seconds)
     machine["gemm_gflops"] = rates

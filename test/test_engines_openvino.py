@@ -120,3 +120,17 @@ def test_openvino_refuses_fp16_and_cuda() -> None:
 
     with pytest.raises(BackendUnavailable, match="does not run precision fp16"):
         DepthEstimator.random(device="cpu", backend="openvino", precision="fp16")
+
+
+def test_the_api_defaults_give_the_nodes_engine(tmp_path) -> None:
+    """`DepthEstimator.from_state_dict(..., device="cpu")` with nothing else chosen runs what the node runs."""
+    import logging
+
+    from dav2_ros.pipeline.builders import build_estimator
+    from dav2_ros.pipeline.settings import NodeSettings
+
+    node, _ = build_estimator(NodeSettings(allow_random_weights=True, weights_dir=str(tmp_path), device="cpu"),
+                              logging.getLogger("test"))
+    api = DepthEstimator.random(encoder="vits", model_type="metric", max_depth=20.0, device="cpu")
+    assert (api.backend, api.precision, api.preprocess) == (node.backend, node.precision, node.preprocess)
+    assert api.backend == "openvino" and api.describe_engine() == node.describe_engine()

@@ -37,7 +37,7 @@ def logger():
 
 @pytest.fixture(scope="module")
 def estimator() -> DepthEstimator:
-    return DepthEstimator.random(encoder="vits", device="cpu", precision="fp32")
+    return DepthEstimator.random(encoder="vits", device="cpu", precision="fp32", backend="torch")
 
 
 def test_cuda_graphs_off_cuda_is_ignored_with_a_warning(estimator, logger):
