@@ -56,7 +56,7 @@ def frame() -> np.ndarray:
 @pytest.fixture(scope="module")
 def estimator() -> DepthEstimator:
     return DepthEstimator.random(encoder="vits", model_type="metric", max_depth=20.0, device="cpu",
-                                 precision="fp32", preprocess="fast")
+                                 precision="fp32", preprocess="fast", backend="torch")
 
 
 def intrinsics(width: int, height: int) -> Intrinsics:
@@ -95,7 +95,7 @@ def test_the_filter_off_counts_nothing(frame: np.ndarray, estimator: DepthEstima
 
 def test_relative_models_with_a_conversion_are_filtered_too(frame: np.ndarray) -> None:
     relative = DepthEstimator.random(encoder="vits", model_type="relative", device="cpu", precision="fp32",
-                                     preprocess="fast")
+                                     preprocess="fast", backend="torch")
     settings = ProcessingSettings(input_size=INPUT_SIZE, relative_scale=1.0, relative_shift=0.5,
                                   max_valid_depth=None, flying_pixel_threshold=0.002)
     result = FrameProcessor(relative, settings).process(frame, "bgr")
