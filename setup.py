@@ -28,7 +28,7 @@ setup(
         "safetensors",
         "tqdm",
         "rosbags",
-        # The CPU engine of backend auto (dav2_ros/engines/openvino_engine.py): ~1.7x torch's speed on the CPU.
+        # The CPU engine of backend auto (dav2_ros/engines/openvino_engine.py): 1.5-2.3x torch's speed on the CPU.
         "openvino",
     ],
     extras_require={
