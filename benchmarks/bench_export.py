@@ -82,7 +82,8 @@ def parity() -> int:
                 estimators[key] = DepthEstimator.random(
                     encoder=encoder, model_type="metric" if max_depth > 0 else "relative",
                     max_depth=max_depth if max_depth > 0 else 20.0, device="cpu", precision="fp32",
-                    preprocess="exact", backend="onnxruntime", engine_options=EngineOptions(cache_dir=pathlib.Path(tmp)))
+                    preprocess="exact", backend="onnxruntime",
+                    engine_options=EngineOptions(cache_dir=pathlib.Path(tmp)))
             depth = estimators[key].infer(image, input_size, "bgr")
             max_error = float(np.abs(depth - ref).max() / np.abs(ref).max())
             mean_error = float(np.abs(depth - ref).mean() / np.abs(ref).mean())
@@ -109,9 +110,10 @@ def main() -> int:
         return parity()
     height, width = ex.network_shape(640, 480, 518)
     batch = ex.check_batch(ex.bundled_frame(), height, width)
-    facts = dict(cpu_facts(), torch=torch.__version__, onnxruntime=ort.__version__, torch_threads=torch.get_num_threads(),
-                 omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"))
-    print(f"CPU {facts['cpu']} ({', '.join(facts['flags'])}), {facts['cores']} cores, load {' '.join(facts['loadavg'])}; "
+    facts = dict(cpu_facts(), torch=torch.__version__, onnxruntime=ort.__version__,
+                 torch_threads=torch.get_num_threads(), omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"))
+    print(f"CPU {facts['cpu']} ({', '.join(facts['flags'])}), {facts['cores']} cores, "
+          f"load {' '.join(facts['loadavg'])}; "
           f"torch {facts['torch']} ({facts['torch_threads']} threads), onnxruntime {facts['onnxruntime']}")
     exports = []
     formats = ["onnx"] if args.no_openvino else ["onnx", "openvino"]
@@ -140,7 +142,8 @@ def main() -> int:
                                               preprocess="exact").model  # the torch engine's fp32 module
             session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
             x = torch.from_numpy(batch)
-            runs = {"torch fp32": lambda: torch_net(x), "onnxruntime CPU fp32": lambda: session.run(None, {"image": batch})}
+            runs = {"torch fp32": lambda: torch_net(x),
+                    "onnxruntime CPU fp32": lambda: session.run(None, {"image": batch})}
             times: dict[str, list[float]] = {name: [] for name in runs}
             cpu: dict[str, list[float]] = {name: [] for name in runs}
             with torch.inference_mode():

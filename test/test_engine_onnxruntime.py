@@ -10,6 +10,7 @@ and onnxruntime-gpu: their tests are written against ONNX Runtime's documentatio
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 import numpy as np
@@ -27,8 +28,10 @@ ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (p
 
 TEST_DIR = pathlib.Path(__file__).resolve().parent
 BUNDLED_DIR = TEST_DIR / "fixtures" / "parity"
-# ../shared beside the checkout (CI), or two levels up (a git worktree in a folder of worktrees)
-SHARED_DIRS = [TEST_DIR.parents[1] / "shared" / "reference" / "cases", TEST_DIR.parents[2] / "shared" / "reference" / "cases"]
+# $DAV2_SHARED_DIR, ../shared beside the checkout (CI), or two levels up (a git worktree in a folder of worktrees)
+SHARED_DIRS = [pathlib.Path(folder) / "reference" / "cases"
+               for folder in (os.environ.get("DAV2_SHARED_DIR") or "", TEST_DIR.parents[1] / "shared",
+                              TEST_DIR.parents[2] / "shared") if str(folder)]
 SHARED_DIR = next((d for d in SHARED_DIRS if d.is_dir()), None)
 BUNDLED = sorted(BUNDLED_DIR.glob("*.npz"))
 SHARED = sorted(p for p in SHARED_DIR.glob("*.npz") if p.name not in {b.name for b in BUNDLED}) if SHARED_DIR else []
@@ -82,7 +85,8 @@ def test_matches_the_official_outputs(path: pathlib.Path, cache_dir: pathlib.Pat
     ref = case["depth"]
     assert depth.dtype == np.float32 and depth.shape == ref.shape
     error = float(np.abs(depth - ref).max())
-    assert error <= PARITY_TOLERANCE * float(np.abs(ref).max()), f"max abs diff {error:.3g} vs max {np.abs(ref).max():.3g}"
+    assert error <= PARITY_TOLERANCE * float(np.abs(ref).max()), \
+        f"max abs diff {error:.3g} vs max {np.abs(ref).max():.3g}"
 
 
 def test_describe_names_providers_and_cache(cache_dir: pathlib.Path) -> None:

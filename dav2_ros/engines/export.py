@@ -10,7 +10,8 @@ at trace time, so both exporters bake one input size's embeddings into the graph
 ``dynamic_axes`` fails at any other size; ``torch.export`` with dynamic height/width "succeeds" and then
 gives wrong depth, 2.5 % off, at a transposed size). One file per network input size, named with it:
 ``<name>_<h>x<w>.onnx``. The embeddings go into the graph as a table computed by torch
-(`static_position_embeddings`): OpenVINO's resize op gets the 518-pixel side wrong.
+(`dav2_ros.engines.tracing`): OpenVINO's resize op gets the 518-pixel side wrong (1.4 % max error at 518x686
+in f32 without the table, 2e-6 with it).
 
 Every file is written under a temporary name in its destination folder, run (ONNX Runtime / OpenVINO on
 the CPU, fp32) on a real camera frame next to the torch network, and renamed into place only when it
@@ -19,12 +20,11 @@ matches; a failure leaves nothing behind.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Literal, Optional
@@ -133,7 +133,8 @@ def cache_key(network: torch.nn.Module, weights: Optional[str] = None) -> str:
     digest = hashlib.blake2b(digest_size=8)
     digest.update(f"{weights or weights_fingerprint(network)} torch {torch.__version__} opset {ONNX_OPSET}".encode())
     package = Path(__file__).resolve().parents[1]
-    for source in sorted((package / "model").rglob("*.py")) + [Path(__file__).resolve()]:
+    sources = sorted((package / "model").rglob("*.py")) + [Path(__file__).resolve(), package / "engines" / "tracing.py"]
+    for source in sources:
         digest.update(source.read_bytes())
     scale = f"_{float(config.max_depth):g}m" if config.model_type == "metric" else ""
     return f"{config.encoder}_{config.model_type}{scale}_{digest.hexdigest()}"
@@ -214,35 +215,6 @@ def relative_errors(output: np.ndarray, reference: np.ndarray) -> tuple[float, f
     return float(diff.max() / scale), float(diff.mean() / max(float(np.abs(reference).mean()), 1e-12))
 
 
-@contextlib.contextmanager
-def static_position_embeddings(network: torch.nn.Module, height: int, width: int) -> Iterator[None]:
-    """While tracing `network` at one input size: its DINOv2 position embeddings as a constant table computed by
-    torch, instead of the bicubic resize op the tracers would put in the graph.
-
-    Why: the official resize uses scale factors (patches + 0.1) / 37, and OpenVINO's CPU Interpolate maps a side
-    whose size does not change (37 -> 37 patches, i.e. 518 pixels, the most common input size) as an identity,
-    ignoring the 37.1/37 scale: measured 1.4 % max error at 518x686 in f32 (2e-6 with the table; ONNX Runtime
-    1e-5 either way). The graph is for this size only anyway. The method is restored on exit.
-    """
-    import torch
-
-    vit = network.pretrained
-    with torch.no_grad():
-        rows, cols = height // vit.patch_size, width // vit.patch_size
-        table = vit.interpolate_pos_encoding(rows * cols, height, width).detach().clone()
-
-    def constant(num_patches: int, h: int, w: int) -> torch.Tensor:
-        if (int(h), int(w)) != (height, width):
-            raise RuntimeError(f"traced at {w}x{h}, position embeddings made for {width}x{height}")
-        return table
-
-    vit.interpolate_pos_encoding = constant  # an instance attribute shadows the method
-    try:
-        yield
-    finally:
-        del vit.interpolate_pos_encoding
-
-
 # ----- writers and runners ----------------------------------------------------------------------------------
 def require(fmt: str) -> None:
     """Import the packages `fmt` needs, or raise ExportError naming the pip command."""
@@ -262,9 +234,11 @@ def write_onnx(network: torch.nn.Module, height: int, width: int, path: Path, *,
     import onnx
     import torch
 
+    from .tracing import static_position_embeddings
+
     example = torch.zeros(1, 3, height, width)
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad(), \
-            static_position_embeddings(network, height, width):
+            static_position_embeddings(network, tuple(example.shape)):
         warnings.simplefilter("ignore")  # TracerWarnings about shapes taken as constants: intended (a fixed size)
         torch.onnx.export(network, (example,), str(path), opset_version=opset, dynamo=False,
                           input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
@@ -281,15 +255,11 @@ def write_openvino(network: torch.nn.Module, height: int, width: int, xml_path: 
     """Convert `network` at (batch, 3, height, width) (dynamic batch) to an OpenVINO IR with fp32 weights
     (``save_model`` would compress them to fp16 by default)."""
     import openvino as ov
-    import torch
 
-    example = torch.zeros(1, 3, height, width)
-    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad(), \
-            static_position_embeddings(network, height, width):
-        warnings.simplefilter("ignore")
-        # traced first: ~3x faster than handing convert_model the module (no trace check, no second pass)
-        traced = torch.jit.trace(network, example, check_trace=False)
-        model = ov.convert_model(traced, input=[ov.PartialShape([-1, 3, height, width])])
+    from .tracing import trace
+
+    # traced first (constant position embeddings): ~3x faster than handing convert_model the module
+    model = ov.convert_model(trace(network, (1, 3, height, width)), input=[ov.PartialShape([-1, 3, height, width])])
     model.inputs[0].get_tensor().set_names({INPUT_NAME})
     model.outputs[0].get_tensor().set_names({OUTPUT_NAME})
     ov.save_model(model, str(xml_path), compress_to_fp16=False)
