@@ -181,13 +181,22 @@ class OpenVinoEngine:
             LOG.warning("OpenVINO: could not cache the converted model in %s: %s", xml.parent, error)
 
 
+def network_sources(package: Path) -> list[Path]:
+    """The files that define the traced network (not the estimator, the device path...): a change to one of them
+    makes the cached models stale."""
+    model = package / "model"
+    names = ("config.py", "depth_anything_v2.py", "dinov2.py", "dpt_head.py")
+    return [model / name for name in names] + sorted(model.joinpath("layers").rglob("*.py")) + \
+        [package / "engines" / "tracing.py"]
+
+
 def network_fingerprint(model: DepthAnythingV2) -> str:
     """A short hash of what the converted model depends on: the weights (every tensor's bytes), the network's
     source files and how it is traced, and the torch and OpenVINO versions. About 0.1 s per 100 MB of weights."""
     digest = hashlib.blake2b(digest_size=12)
     digest.update(f"{torch.__version__} {ov.get_version()}".encode())
     package = Path(__file__).resolve().parents[1]
-    for source in sorted(package.joinpath("model").rglob("*.py")) + [package / "engines" / "tracing.py"]:
+    for source in network_sources(package):
         digest.update(source.read_bytes())
     for name, tensor in model.state_dict().items():
         array = tensor.detach().cpu().contiguous().numpy()
