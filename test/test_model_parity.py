@@ -8,6 +8,7 @@ import pathlib
 import numpy as np
 import pytest
 
+from dav2_ros.engines.base import EngineOptions
 from dav2_ros.model.estimator import DepthEstimator
 
 FIXTURE_DIR = pathlib.Path(__file__).resolve().parent / "fixtures" / "parity"
@@ -43,7 +44,9 @@ def estimator_for(case: dict, preprocess: str, precision: str, backend: str = "t
         _ESTIMATORS[key] = DepthEstimator.random(
             encoder=case["encoder"], model_type="metric" if metric else "relative",
             max_depth=case["max_depth"] if metric else 20.0, device="cpu", precision=precision,
-            preprocess=preprocess, seed=0, backend=backend)
+            preprocess=preprocess, seed=0, backend=backend,
+            # one compiled shape kept per engine: each case has its own (a compiled vits at 518: ~150 MB of RAM)
+            engine_options=EngineOptions(max_shapes=1))
     return _ESTIMATORS[key]
 
 
