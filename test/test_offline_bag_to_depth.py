@@ -56,9 +56,10 @@ def tool_args(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 
 @pytest.fixture(scope="module")
 def estimator() -> DepthEstimator:
-    """The model the tool runs, built directly: the same stand-in weights (seed 0), CPU fp32."""
+    """The model the tool runs, built directly: the same stand-in weights (seed 0), CPU fp32, backend torch (as
+    `standin_params`: compared bit for bit)."""
     return DepthEstimator.random(encoder="vits", model_type="metric", max_depth=CONFIG.max_depth,
-                                 device="cpu", precision="fp32")
+                                 device="cpu", precision="fp32", backend="torch")
 
 
 def expected_depth(estimator: DepthEstimator, camera_msg: Any) -> np.ndarray:
@@ -275,7 +276,8 @@ def test_relative_model_writes_relative_depth_only(tmp_path: pathlib.Path, bags_
     [relative] = read_bag(tmp_path / "out")
     assert relative.topic == "/camera/color/depth/relative"
     assert (relative.msg.encoding, relative.msg.height, relative.msg.width) == ("32FC1", 480, 640)
-    expected = DepthEstimator.random(encoder="vits", model_type="relative", device="cpu", precision="fp32")
+    expected = DepthEstimator.random(encoder="vits", model_type="relative", device="cpu", precision="fp32",
+                                     backend="torch")
     [camera] = read_bag(bags_dir / "tum_rgbd", topics=["/camera/color/image_raw"])
     image, order = image_msg_to_array(camera.msg)
     np.testing.assert_array_equal(float_image(relative.msg), expected.infer(image, input_size=98, color_order=order))
