@@ -64,6 +64,14 @@ def cache_dir(tmp_path_factory) -> pathlib.Path:
 _ESTIMATORS: dict[tuple, DepthEstimator] = {}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _release_estimators():
+    """The cached estimators live as long as this module's tests: their networks and compiled engines (hundreds
+    of MB each) are not kept for the rest of the session."""
+    yield
+    _ESTIMATORS.clear()
+
+
 def _estimator(cache: pathlib.Path, encoder: str, model_type: str, max_depth: float = 20.0,
                backend: str = "onnxruntime", **options) -> DepthEstimator:
     key = (str(cache), encoder, model_type, max_depth, backend, tuple(sorted(options.items())))

@@ -36,6 +36,14 @@ def load_case(path: pathlib.Path) -> dict:
 _ESTIMATORS: dict[tuple, DepthEstimator] = {}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _release_estimators():
+    """The cached estimators live as long as this module's tests: their networks and compiled engines (hundreds
+    of MB each) are not kept for the rest of the session."""
+    yield
+    _ESTIMATORS.clear()
+
+
 def estimator_for(case: dict, preprocess: str, precision: str, backend: str = "torch") -> DepthEstimator:
     """A CPU estimator with the stand-in weights for this case's encoder and head (cached across tests)."""
     metric = case["max_depth"] > 0
