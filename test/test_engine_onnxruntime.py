@@ -282,7 +282,9 @@ def test_bag_to_depth_on_onnxruntime_gives_the_torch_messages(tmp_path: pathlib.
 
 
 # ----- the real node --------------------------------------------------------------------------------------------
+# reliable input: raw 1280x720 frames (2.7 MB) over best effort can be lost in DDS fragmentation
 NODE_DEMO = {"allow_random_weights": True, "input_size": 98, "device": "cpu", "precision": "fp32",
+             "qos.input_reliability": "reliable",
              "backend": "onnxruntime", "num_threads": 1}
 NODE_STARTUP_S = 300.0  # the warm-up frame's size is exported (and checked) during the start on a loaded CPU
 

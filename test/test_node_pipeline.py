@@ -16,7 +16,9 @@ from node_harness import (DdsClient, InProcessNode, cloud_fields, every, image_a
 pytestmark = pytest.mark.ros
 
 NAMESPACE = "/dav2_pipeline_test"
+# reliable input: raw 1280x720 frames (2.7 MB) over best effort can be lost in DDS fragmentation
 NODE_PARAMS = {"allow_random_weights": True, "input_size": 98, "device": "cpu", "precision": "fp32",
+               "qos.input_reliability": "reliable",
                "weights_dir": "/nonexistent/dav2_weights", "min_depth": 0.1, "max_valid_depth": 20.0}
 TIMEOUT_S = 60.0
 
