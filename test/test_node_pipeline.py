@@ -169,6 +169,7 @@ def test_input_size_changes_at_runtime(rig):
     try:
         sent = rig.send()
         after = image_array(rig.outputs(sent, rig.depth)[0])
+        node_diagnostics(rig, lambda v: v["input_size"] == "126", "/diagnostics naming the new input_size")
     finally:
         rig.set(input_size=98)
     assert after.shape == before.shape == (720, 1280)

@@ -189,8 +189,9 @@ class DepthNode(Node):
             dropped = self._worker.slot.dropped_by_key.get(channel.name, 0) if self._worker is not None else 0
             snapshots[channel.name] = channel.stats.snapshot(dropped)
         extra = {channel.name: channel.sparse.diagnostics() for channel in self._channels if channel.sparse}
+        model = dict(self._model_info, input_size=str(self._params.settings.input_size))  # live changes included
         self._diagnostics_pub.publish(diagnostic_array(
-            header, self.get_fully_qualified_name(), self._model_info["device"], snapshots, self._model_info, extra))
+            header, self.get_fully_qualified_name(), self._model_info["device"], snapshots, model, extra))
 
     # ------------------------------------------------------------------------ worker thread
     def _process_frames(self, frames: list[PendingFrame]) -> None:
