@@ -169,6 +169,26 @@ def test_runtime_changes_are_validated_and_reach_the_settings(ros_context):
 
 
 @pytest.mark.ros
+def test_a_failing_on_change_keeps_the_change_and_logs_it(ros_context, capfd):
+    """`on_change` runs after the new settings are stored: its failure is logged, the change stands."""
+    node = make_node(ros_context)
+
+    def fails(settings):
+        raise RuntimeError(f"cannot follow input_size {settings.input_size}")
+    try:
+        params = NodeParameters(node, on_change=fails)
+        assert node.set_parameters([Parameter("input_size", value=308)])[0].successful
+        assert params.settings.input_size == 308
+        assert node.set_parameters([Parameter("cloud_stride", value=3)])[0].successful
+        assert params.settings.cloud_stride == 3
+    finally:
+        node.destroy_node()
+    logged = capfd.readouterr().err
+    assert logged.count("[ERROR]") == 2, logged
+    assert "acting on it failed: RuntimeError: cannot follow input_size 308" in logged
+
+
+@pytest.mark.ros
 @pytest.mark.parametrize("overrides, reason", [
     ([("encoder", "vitx")], "must be one of vits, vitb, vitl"),
     ([("input_size", 100)], ""),

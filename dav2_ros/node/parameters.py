@@ -52,8 +52,8 @@ class NodeParameters:
     The on-set callback is registered before declaring, so values from a params file or the
     command line go through the same checks as a runtime `ros2 param set`. An accepted runtime
     change replaces `settings` atomically and calls `on_change(new_settings)`. Both happen on the
-    executor thread (the parameter service's callback): the depth node passes no `on_change`, its
-    worker reads `settings` between batches and rebuilds what depends on them there.
+    executor thread (the parameter service's callback): the depth node's `on_change` only logs (a change of
+    the published topics); its worker reads `settings` between batches and rebuilds what depends on them there.
     """
 
     def __init__(self, node: Node, on_change: Optional[Callable[[NodeSettings], None]] = None) -> None:
@@ -91,7 +91,11 @@ class NodeParameters:
             changed = updated != self._settings
             self._settings = updated
         if changed and self._on_change is not None:
-            self._on_change(updated)
+            try:
+                self._on_change(updated)
+            except Exception as error:  # noqa: BLE001 -- the change stands; only its follow-up failed
+                self._node.get_logger().error(f"parameters changed, but acting on it failed: "
+                                              f"{type(error).__name__}: {error}")
         return SetParametersResult(successful=True)
 
     def _check_during_declaration(self, ours: dict) -> SetParametersResult:
