@@ -110,7 +110,11 @@ class SparseInput:
             from rclpy.time import Time
 
             try:
-                stamped = buffer.lookup_transform(target, source, Time.from_msg(stamp), timeout=Duration(seconds=0.0))
+                when = Time.from_msg(stamp)
+            except ValueError:  # a stamp rclpy cannot represent (negative, nanosec >= 1e9): the latest transform
+                when = Time()
+            try:
+                stamped = buffer.lookup_transform(target, source, when, timeout=Duration(seconds=0.0))
             except tf2_ros.TransformException as error:
                 raise SparseRejected("wrong_frame", f"no transform from {source!r} to the camera frame {target!r} "
                                                     f"at the cloud's stamp: {error}") from None
