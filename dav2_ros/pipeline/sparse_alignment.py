@@ -31,6 +31,7 @@ from dav2_ros.conversions.image_codec import depth_msg_to_array
 from dav2_ros.geometry.intrinsics import Intrinsics
 from dav2_ros.geometry.sparse_points import SparseSamples, project_points, samples_from_depth_image, transform_points
 from dav2_ros.geometry.sparse_scale import FitSmoother, SparseFit, robust_depth_scale_fit, robust_inverse_depth_fit
+from dav2_ros.pipeline.settings import NodeSettings
 
 SparseKind = Literal["off", "depth", "points"]
 #: Sparse messages kept per camera to choose from by stamp.
@@ -51,20 +52,23 @@ class SparseRejected(Exception):
         self.detail = detail
 
 
+_NODE_DEFAULTS = NodeSettings()
+
+
 @dataclass(frozen=True)
 class SparseOptions:
-    """The ``sparse.*`` parameters (see ``settings.py``)."""
+    """The ``sparse.*`` parameters (see ``settings.py``; the defaults are the node's)."""
 
-    input: SparseKind = "off"
-    max_age_s: float = 0.5
-    min_points: int = 30
-    inlier_threshold: float = 0.1
-    smoothing: float = 0.3
-    hold_s: float = 1.0
-    metric_correction: bool = False
+    input: SparseKind = _NODE_DEFAULTS.sparse_input
+    max_age_s: float = _NODE_DEFAULTS.sparse_max_age
+    min_points: int = _NODE_DEFAULTS.sparse_min_points
+    inlier_threshold: float = _NODE_DEFAULTS.sparse_inlier_threshold
+    smoothing: float = _NODE_DEFAULTS.sparse_smoothing
+    hold_s: float = _NODE_DEFAULTS.sparse_hold
+    metric_correction: bool = _NODE_DEFAULTS.sparse_metric_correction
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "SparseOptions":
+    def from_settings(cls, settings: NodeSettings) -> "SparseOptions":
         """From a ``NodeSettings``."""
         return cls(settings.sparse_input, settings.sparse_max_age, settings.sparse_min_points,
                    settings.sparse_inlier_threshold, settings.sparse_smoothing, settings.sparse_hold,
@@ -312,6 +316,6 @@ class SparseAligner:
                 status.points, status.inliers, status.residual = 0, 0, math.nan
 
 
-def fixed_conversion(settings: Any) -> Optional[tuple[float, float]]:
+def fixed_conversion(settings: NodeSettings) -> Optional[tuple[float, float]]:
     """The user's ``(relative_scale, relative_shift)``, or None when relative_scale is 0 (no conversion)."""
     return (settings.relative_scale, settings.relative_shift) if settings.relative_scale > 0 else None
