@@ -173,6 +173,7 @@ def test_sparse_depth_image_gives_metric_depth_and_bad_input_falls_back(depth_ri
     np.testing.assert_allclose(got, expected_depth(aligned["relative"][rows, cols], fit), rtol=1e-3)
     assert aligned["points"].height == h and aligned["points"].width == w
     diag = s.rig.wait_diag(lambda d: d.values.get("sparse.source") == "fit", "a sparse fit", after=0.0)
+    assert diag.level == 0, diag  # OK
     assert int(diag.values["sparse.points"]) == rows.size
     assert clean.sum() - 2 <= int(diag.values["sparse.inliers"]) <= clean.sum()
     assert float(diag.values["sparse.residual"]) < 0.01
@@ -210,6 +211,11 @@ def test_sparse_depth_image_gives_metric_depth_and_bad_input_falls_back(depth_ri
     after = s.rig.wait_diag(lambda d: all(d.count(f"sparse.rejected.{r}") > before.count(f"sparse.rejected.{r}")
                                           for r in cases), "every sparse rejection counted")
     assert after.values["sparse.source"] == "fixed"
+    # falling back to relative_scale/relative_shift turns the camera's status WARN, naming the last reason
+    warned = s.rig.wait_diag(lambda d: d.level == 1 and "sparse depth not used" in d.message,
+                             "/diagnostics WARN for the fallback", after=0.0)
+    assert warned.message == (f"sparse depth not used ({warned.values['sparse.last_problem']}): "
+                              "relative_scale/relative_shift"), warned
 
     # The node keeps running: a good measurement is fitted again (32FC1 meters this time).
     t2 = t1 + 100.0

@@ -117,14 +117,22 @@ def test_aligner_fits_then_holds_then_falls_back():
     conversion = aligner.conversion(relative, _frame(10.0, depth_msg(sparse, 10.0)), options, False, (1.0, 0.0))
     assert conversion == pytest.approx((0.4, 0.05), rel=1e-5)
     assert aligner.status().source == "fit" and aligner.status().inliers == sparse[::4, ::4].size
+    assert aligner.status().warning() is None
 
     held = aligner.conversion(relative, _frame(10.5, None), options, False, (1.0, 0.0))  # absent: held fit
     assert held == conversion and aligner.status().source == "held"
     assert aligner.status().fit_age_s == pytest.approx(0.5)
+    assert aligner.status().warning() is None  # a held fit is still the sensor's scale: no WARN yet
     fixed = aligner.conversion(relative, _frame(12.0, None), options, False, (1.0, 0.0))  # too old: fixed
     assert fixed == (1.0, 0.0) and aligner.status().source == "fixed"
+    assert aligner.status().warning() == "sparse depth not used (absent): relative_scale/relative_shift"
     none = aligner.conversion(relative, _frame(13.0, None), options, False, None)  # nothing given: no depth
     assert none is None and aligner.status().source == "none"
+    assert aligner.status().warning() == "sparse depth not used (absent): no metric depth"
+    assert dict(aligner.status().items())["sparse.last_problem"] == "absent"
+    aligner.conversion(relative, _frame(20.0, depth_msg(sparse, 20.0)), options, False, None)  # fitted again
+    assert aligner.status().source == "fit" and aligner.status().warning() is None
+    assert dict(aligner.status().items())["sparse.last_problem"] == "none"
     assert [p.reason for p in problems] == ["absent"] * 3
     assert aligner.status().rejected["absent"] == 3
 

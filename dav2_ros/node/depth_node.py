@@ -188,10 +188,12 @@ class DepthNode(Node):
         for channel in self._channels:
             dropped = self._worker.slot.dropped_by_key.get(channel.name, 0) if self._worker is not None else 0
             snapshots[channel.name] = channel.stats.snapshot(dropped)
-        extra = {channel.name: channel.sparse.diagnostics() for channel in self._channels if channel.sparse}
+        sparse = [channel for channel in self._channels if channel.sparse]
+        extra = {channel.name: channel.sparse.diagnostics() for channel in sparse}
+        warnings = {channel.name: warning for channel in sparse if (warning := channel.sparse.warning())}
         model = dict(self._model_info, input_size=str(self._params.settings.input_size))  # live changes included
         self._diagnostics_pub.publish(diagnostic_array(
-            header, self.get_fully_qualified_name(), self._model_info["device"], snapshots, model, extra))
+            header, self.get_fully_qualified_name(), self._model_info["device"], snapshots, model, extra, warnings))
 
     # ------------------------------------------------------------------------ worker thread
     def _process_frames(self, frames: list[PendingFrame]) -> None:

@@ -18,17 +18,20 @@ def _fmt(value: float | None, unit: str = "") -> str:
 
 
 def diagnostic_array(header: Header, node_name: str, hardware_id: str, snapshots: Mapping[str, StatsSnapshot],
-                     model: dict[str, str], extra: Mapping[str, Sequence[tuple[str, str]]] = {}) -> DiagnosticArray:
+                     model: dict[str, str], extra: Mapping[str, Sequence[tuple[str, str]]] = {},
+                     warnings: Mapping[str, str] = {}) -> DiagnosticArray:
     """One DiagnosticStatus per camera (name "" = the single camera of a one-camera node); `extra`: more
-    (key, value) pairs per camera (the sparse depth alignment's)."""
+    (key, value) pairs per camera (the sparse depth alignment's); `warnings`: a WARN message per camera
+    (the sparse alignment's fallback) where nothing else is wrong."""
     return DiagnosticArray(header=header, status=[
-        camera_status(node_name, camera, hardware_id, snapshot, model, extra.get(camera, ()))
+        camera_status(node_name, camera, hardware_id, snapshot, model, extra.get(camera, ()), warnings.get(camera))
         for camera, snapshot in snapshots.items()])
 
 
 def camera_status(node_name: str, camera: str, hardware_id: str, snapshot: StatsSnapshot,
-                  model: dict[str, str], extra: Sequence[tuple[str, str]] = ()) -> DiagnosticStatus:
-    """One camera's status; WARN when its input stalls or its frames are being rejected."""
+                  model: dict[str, str], extra: Sequence[tuple[str, str]] = (),
+                  warning: str | None = None) -> DiagnosticStatus:
+    """One camera's status; WARN when its input stalls, its frames are being rejected, or `warning` says why."""
     level, message = DiagnosticStatus.OK, "publishing"
     if snapshot.frames_in == 0:
         level, message = DiagnosticStatus.WARN, "no image received yet"
@@ -38,6 +41,8 @@ def camera_status(node_name: str, camera: str, hardware_id: str, snapshot: Stats
         level = DiagnosticStatus.WARN
         message = f"{snapshot.rejected_in_window} frame(s) rejected recently: " + ", ".join(
             f"{reason}={count}" for reason, count in sorted(snapshot.rejected.items()))
+    elif warning:
+        level, message = DiagnosticStatus.WARN, warning
     values = [
         ("rate_hz", f"{snapshot.rate_hz:.2f}"),
         ("latency_p50_ms", _fmt(snapshot.latency_p50_ms)),

@@ -91,6 +91,10 @@ class SparseInput:
         """(key, value) pairs for this camera's DiagnosticStatus."""
         return [("sparse.received", str(self.buffer.received)), *self.aligner.status().items()]
 
+    def warning(self) -> Optional[str]:
+        """The WARN message of this camera's status while frames fall back past the held fit, else None."""
+        return self.aligner.status().warning()
+
     def _problem(self, problem: SparseRejected) -> None:
         """A frame without a usable sparse fit: say why (throttled per camera and reason)."""
         self._warnings.warn(f"{self._camera}:sparse_{problem.reason}",

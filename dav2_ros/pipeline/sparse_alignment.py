@@ -151,7 +151,17 @@ class SparseStatus:
     scale: float = math.nan
     shift: float = math.nan
     frames_fitted: int = 0
+    last_problem: str = ""  # the reason the last frame had no fit of its own ("" after a fit)
     rejected: collections.Counter = field(default_factory=collections.Counter)
+
+    def warning(self) -> Optional[str]:
+        """Why /diagnostics should WARN: the last frame fell back past the held fit (to relative_scale, the
+        model's own scale, or no metric depth at all); None while fits (or a held one) are used."""
+        if not self.last_problem or self.source not in ("fixed", "model", "none"):
+            return None
+        used = {"fixed": "relative_scale/relative_shift", "model": "the model's own scale",
+                "none": "no metric depth"}[self.source]
+        return f"sparse depth not used ({self.last_problem}): {used}"
 
     def items(self) -> list[tuple[str, str]]:
         """(key, value) pairs for a DiagnosticStatus."""
@@ -161,7 +171,8 @@ class SparseStatus:
         values = [("sparse.source", self.source), ("sparse.points", str(self.points)),
                   ("sparse.inliers", str(self.inliers)), ("sparse.residual", number(self.residual)),
                   ("sparse.fit_age_s", number(self.fit_age_s, 3)), ("sparse.scale", number(self.scale, 6)),
-                  ("sparse.shift", number(self.shift, 6)), ("sparse.frames_fitted", str(self.frames_fitted))]
+                  ("sparse.shift", number(self.shift, 6)), ("sparse.frames_fitted", str(self.frames_fitted)),
+                  ("sparse.last_problem", self.last_problem or "none")]
         values += [(f"sparse.rejected.{reason}", str(count)) for reason, count in sorted(self.rejected.items())]
         return values
 
@@ -286,6 +297,7 @@ class SparseAligner:
                   fixed: Optional[tuple[float, float]]) -> Optional[tuple[float, float]]:
         with self._lock:
             self._status.rejected[problem.reason] += 1
+            self._status.last_problem = problem.reason
         held, age = self._smoother.held(frame.stamp_s)
         if held is not None:
             self._set_status("held", held, age)
@@ -309,6 +321,8 @@ class SparseAligner:
             status.source = source
             status.fit_age_s = math.nan if age is None else age
             status.frames_fitted += int(fitted)
+            if fitted:
+                status.last_problem = ""
             if fit is not None:
                 status.points, status.inliers, status.residual = fit.points, fit.inliers, fit.residual
                 status.scale, status.shift = fit.scale, fit.shift
