@@ -59,57 +59,74 @@ def camera_info(camera: str) -> CameraInfo:
     return info
 
 
+class TwoCameras:
+    """The client side of a two-camera node: image/CameraInfo publishers and output collectors per camera, and
+    the node's channels (for their counters)."""
+
+    def __init__(self, live: InProcessNode, client: DdsClient, namespace: str) -> None:
+        self.images = {c: client.publisher(Image, f"{namespace}/{c}/image") for c in CAMERAS}
+        self.infos = {c: client.publisher(CameraInfo, f"{namespace}/{c}/camera_info") for c in CAMERAS}
+        self.depth = {c: client.collect(Image, f"{namespace}/{c}/depth/image") for c in CAMERAS}
+        self.points = {c: client.collect(PointCloud2, f"{namespace}/{c}/points") for c in CAMERAS}
+        self.depth_info = {c: client.collect(CameraInfo, f"{namespace}/{c}/depth/camera_info") for c in CAMERAS}
+        self.diagnostics = client.collect(DiagnosticArray, "/diagnostics")
+        for camera in CAMERAS:
+            client.wait_for_subscribers(self.images[camera])
+            client.wait_for_subscribers(self.infos[camera])
+            client.wait_for_publishers(f"{namespace}/{camera}/points")
+        self.channels = {channel.name: channel for channel in live.node._channels}
+
+        def have_info() -> bool:
+            for camera in CAMERAS:  # best-effort input: repeat until both are in
+                self.infos[camera].publish(camera_info(camera))
+            time.sleep(0.2)
+            return all(self.channels[c]._camera_info is not None for c in CAMERAS)
+
+        wait_until(have_info, TIMEOUT_S, "both CameraInfos in the node")
+
+    def send(self, camera: str, pixels: np.ndarray, sec: int) -> None:
+        self.images[camera].publish(image_msg(pixels, sec, f"{camera}_optical"))
+
+    def line_up_a_batch(self, node, pixels: dict, gate: Gate) -> EstimatorSpy:
+        """Put a spy holding the estimator's first call in `gate` into the node, send frame a (front, stamp 1),
+        then b (front, 2) and c (rear, 3) while a is held, and release the gate once both wait in the node.
+        The caller puts the node's processor back."""
+        spy = EstimatorSpy(node._estimator, before_call=gate)
+        node._processor = FrameProcessor(spy, node._processor.settings)
+        self.send("front", pixels["a"], 1)  # taken alone; the worker waits in the gate with it
+        wait_until(lambda: gate.entered.is_set() or self.send("front", pixels["a"], 1), TIMEOUT_S,
+                   "the first frame in")
+        received = {c: self.channels[c].stats.frames_in for c in CAMERAS}
+
+        def send_both() -> None:
+            self.send("front", pixels["b"], 2)
+            self.send("rear", pixels["c"], 3)
+
+        send_both()
+        again = every(1.0, send_both)  # best-effort input
+        wait_until(lambda: (self.channels["front"].stats.frames_in > received["front"] and
+                            self.channels["rear"].stats.frames_in > received["rear"]) or again(), TIMEOUT_S,
+                   "the frames of both cameras waiting behind the first")
+        gate.release.set()
+        return spy
+
+    def outputs(self, collectors: dict) -> dict:
+        """The messages of frames a, b and c on `collectors` (one per camera), keyed (camera, stamp)."""
+        return {(c, sec): collectors[c].wait_for(lambda m, s=sec: m.header.stamp.sec == s, TIMEOUT_S)
+                for c, sec in (("front", 1), ("front", 2), ("rear", 3))}
+
+
 def test_two_cameras_batched_in_one_node():
     rng = np.random.default_rng(7)
     pixels = {name: rng.integers(0, 256, size=(HEIGHT, WIDTH, 3), dtype=np.uint8) for name in ("a", "b", "c")}
     with InProcessNode(NODE_PARAMS, namespace=NAMESPACE) as live, DdsClient("dav2_cameras_client") as client:
         node = live.node
-        images = {c: client.publisher(Image, f"{NAMESPACE}/{c}/image") for c in CAMERAS}
-        infos = {c: client.publisher(CameraInfo, f"{NAMESPACE}/{c}/camera_info") for c in CAMERAS}
-        depth = {c: client.collect(Image, f"{NAMESPACE}/{c}/depth/image") for c in CAMERAS}
-        points = {c: client.collect(PointCloud2, f"{NAMESPACE}/{c}/points") for c in CAMERAS}
-        depth_info = {c: client.collect(CameraInfo, f"{NAMESPACE}/{c}/depth/camera_info") for c in CAMERAS}
-        diagnostics = client.collect(DiagnosticArray, "/diagnostics")
-        for camera in CAMERAS:
-            client.wait_for_subscribers(images[camera])
-            client.wait_for_subscribers(infos[camera])
-            client.wait_for_publishers(f"{NAMESPACE}/{camera}/points")
-        channels = {channel.name: channel for channel in node._channels}
-
-        def send_info() -> None:
-            for camera in CAMERAS:
-                infos[camera].publish(camera_info(camera))
-
-        def have_info() -> bool:
-            send_info()  # best-effort input: repeat until both are in
-            time.sleep(0.2)
-            return all(channels[c]._camera_info is not None for c in CAMERAS)
-
-        wait_until(have_info, TIMEOUT_S, "both CameraInfos in the node")
-
-        gate = Gate()
-        spy = EstimatorSpy(node._estimator, before_call=gate)
+        rig = TwoCameras(live, client, NAMESPACE)
+        depth, points, depth_info, diagnostics = rig.depth, rig.points, rig.depth_info, rig.diagnostics
         real = node._processor
-        node._processor = FrameProcessor(spy, real.settings)
         try:
-            def send(camera: str, name: str, sec: int) -> None:
-                images[camera].publish(image_msg(pixels[name], sec, f"{camera}_optical"))
-
-            send("front", "a", 1)  # taken alone; the worker waits in the gate with it
-            wait_until(lambda: gate.entered.is_set() or send("front", "a", 1), TIMEOUT_S, "the first frame in")
-            received = {c: channels[c].stats.frames_in for c in CAMERAS}
-            send("front", "b", 2)
-            send("rear", "c", 3)
-            again = every(1.0, lambda: (send("front", "b", 2), send("rear", "c", 3)))  # best-effort input
-            wait_until(lambda: (channels["front"].stats.frames_in > received["front"] and
-                                channels["rear"].stats.frames_in > received["rear"]) or again(), TIMEOUT_S,
-                       "the frames of both cameras waiting behind the first")
-            gate.release.set()
-            outputs = {
-                ("front", 1): depth["front"].wait_for(lambda m: m.header.stamp.sec == 1, TIMEOUT_S),
-                ("front", 2): depth["front"].wait_for(lambda m: m.header.stamp.sec == 2, TIMEOUT_S),
-                ("rear", 3): depth["rear"].wait_for(lambda m: m.header.stamp.sec == 3, TIMEOUT_S),
-            }
+            spy = rig.line_up_a_batch(node, pixels, Gate())
+            outputs = rig.outputs(depth)
             clouds = {c: points[c].wait_for(lambda m, s=s: m.header.stamp.sec == s, TIMEOUT_S)
                       for c, s in (("front", 2), ("rear", 3))}
             infos_out = {c: depth_info[c].wait_for(lambda m, s=s: m.header.stamp.sec == s, TIMEOUT_S)
@@ -218,3 +235,51 @@ def test_bad_input_on_one_camera_leaves_the_other_untouched():
             return False
 
         wait_until(front_warns, 10.0, "front's rejections in its diagnostics status")
+
+
+class FailingBatches(Gate):
+    """A Gate that also fails every estimator call of more than one frame with `error` (raised in the real call
+    path, before the network runs), as a device without the memory for the batch would."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    def __call__(self, batch_size: int) -> None:
+        super().__call__(batch_size)
+        if batch_size > 1:
+            raise self.error
+
+
+@pytest.mark.parametrize("error", [MemoryError("not enough memory for 2 frames"),
+                                   RuntimeError("one frame of the batch is bad")], ids=["out_of_memory", "model_error"])
+def test_a_failed_batch_runs_each_frame_alone(error, capfd):
+    """A batch that fails as a whole costs no camera its frame: each frame runs again alone and is published,
+    nothing is counted as failed, and one warning says what happened."""
+    rng = np.random.default_rng(5)
+    pixels = {name: rng.integers(0, 256, size=(HEIGHT, WIDTH, 3), dtype=np.uint8) for name in ("a", "b", "c")}
+    namespace = "/dav2_cameras_split"
+    with InProcessNode(NODE_PARAMS, namespace=namespace) as live, DdsClient("dav2_cameras_split_client") as client:
+        node = live.node
+        rig = TwoCameras(live, client, namespace)
+        real = node._processor
+        try:
+            spy = rig.line_up_a_batch(node, pixels, FailingBatches(error))
+            outputs = rig.outputs(rig.depth)
+        finally:
+            node._processor = real
+        assert spy.batches == [1, 2, 1, 1], "the failed batch of two ran again as two frames"
+        reference = DepthEstimator.random(encoder="vits", device="cpu", precision="fp32")
+        for (camera, sec), msg in outputs.items():
+            alone = reference.infer(pixels[{1: "a", 2: "b", 3: "c"}[sec]], input_size=INPUT_SIZE)
+            assert msg.header.frame_id == f"{camera}_optical"
+            assert_same_depth(image_array(msg), published_depth(alone), rtol=1e-4, atol=1e-4)
+        for camera in CAMERAS:
+            assert not rig.channels[camera].stats.rejected, camera
+        wait_until(lambda: (rig.channels["front"].stats.frames_out, rig.channels["rear"].stats.frames_out) == (2, 1),
+                   10.0, "front's 2 and rear's 1 published frames counted")
+    logged = capfd.readouterr().err
+    said = [line for line in logged.splitlines() if "a batch of 2 frames" in line]
+    assert len(said) == 1 and "[WARN]" in said[0], logged
+    assert f"(cameras: front, rear) failed with {type(error).__name__}: {error}; running each frame alone" in said[0]
+    assert "[ERROR]" not in logged and "Traceback" not in logged, logged

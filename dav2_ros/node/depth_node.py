@@ -9,6 +9,7 @@ geometry; same-size frames of several cameras as one batch) and publishes throug
 
 from __future__ import annotations
 
+import collections
 import sys
 import threading
 import time
@@ -217,12 +218,17 @@ class DepthNode(Node):
                 self._refused([pending.channel], outcome)
             elif outcome is not None:
                 decoded.append(outcome)
-        batches = [decoded] if batched and decoded else [[frame] for frame in decoded]
-        for batch in batches:
+        batches = collections.deque([decoded] if batched and decoded else [[frame] for frame in decoded])
+        while batches:
+            batch = batches.popleft()
             outcomes, failure = _attempt(processor.process_batch, [frame.request for frame in batch])
             if failure is None and len(outcomes) != len(batch):
                 failure = RuntimeError(f"process_batch gave {len(outcomes)} outcomes for {len(batch)} frames")
-            if failure is not None:  # out of memory, a model error: these frames only
+            if failure is not None and len(batch) > 1:  # the batch's memory, or one frame's error: each alone
+                self._batch_failed(batch, failure)
+                batches.extendleft([frame] for frame in reversed(batch))
+                continue
+            if failure is not None:  # out of memory, a model error: this frame only
                 self._frames_failed([frame.pending.channel for frame in batch], failure)
                 continue
             for frame, outcome in zip(batch, outcomes):
@@ -320,6 +326,18 @@ class DepthNode(Node):
         is a bug in that guarding: said, not counted (its frames may have been counted already; none counts twice)."""
         self._warnings.error("worker_error", f"frame worker: {_describe(error)} escaped the frame handling; the "
                              "frames of that round may be missing from the counters")
+
+    def _batch_failed(self, batch: list[DecodedFrame], error: BaseException) -> None:
+        """A batch of several cameras' frames failed as a whole: say so (throttled); the caller runs each frame
+        alone, so a batch too large for the device's memory, or one bad frame, costs no camera its frame. Out of
+        memory first frees what the failed batch held. Does not raise."""
+        if _is_out_of_memory(error):
+            self._release_memory(error)  # drops the tracebacks too
+        else:
+            _drop_tracebacks(error)
+        cameras = ", ".join(frame.pending.channel.name for frame in batch)
+        self._warnings.warn("batch_failed", f"a batch of {len(batch)} frames (cameras: {cameras}) failed with "
+                                            f"{_describe(error).splitlines()[0]}; running each frame alone")
 
     def _frames_failed(self, channels: list[CameraChannel], error: BaseException) -> None:
         """An unexpected error in these cameras' frames: count it per camera, say what it was (throttled), keep
