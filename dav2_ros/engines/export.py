@@ -150,23 +150,11 @@ def build_network(state_dict: Mapping[str, torch.Tensor], *, encoder: str, model
         CheckpointError: weights of another encoder, or keys/shapes that do not fit.
         ValueError: an invalid encoder/model_type/max_depth.
     """
-    import torch
-
-    from dav2_ros.model.checkpoint import CheckpointError, check_encoder
+    from dav2_ros.model.checkpoint import network_with_weights
     from dav2_ros.model.config import ModelConfig
-    from dav2_ros.model.depth_anything_v2 import DepthAnythingV2
 
     config = ModelConfig(encoder=encoder, model_type=model_type, max_depth=max_depth)
-    check_encoder(state_dict, encoder, source)
-    with torch.device("meta"):
-        network = DepthAnythingV2(config)
-    weights = {k: (v.float() if v.is_floating_point() else v) for k, v in state_dict.items()}
-    try:
-        network.load_state_dict(weights, strict=True, assign=True)
-    except RuntimeError as exc:
-        lines = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
-        raise CheckpointError(f"{source}: does not fit Depth Anything V2 {encoder}: {'; '.join(lines)[:500]}") from None
-    return network.eval().requires_grad_(False)
+    return network_with_weights(state_dict, config, source).eval().requires_grad_(False)
 
 
 def bundled_frame() -> np.ndarray:

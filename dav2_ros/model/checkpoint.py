@@ -11,7 +11,8 @@ from pathlib import Path
 
 import torch
 
-from .config import DEFAULT_MAX_DEPTH, ENCODERS, encoder_for_embed_dim
+from .config import DEFAULT_MAX_DEPTH, ENCODERS, ModelConfig, encoder_for_embed_dim
+from .depth_anything_v2 import DepthAnythingV2
 from .hf_layout import hf_to_official, is_hf_layout
 
 LOG = logging.getLogger("dav2_ros.model")
@@ -129,6 +130,22 @@ def check_encoder(state_dict: Mapping[str, torch.Tensor], encoder: str, source: 
     if found != encoder:
         raise CheckpointError(
             f"{source}: checkpoint is {found} (embed dim {embed_dim}), encoder parameter is {encoder}")
+
+
+def network_with_weights(state_dict: Mapping[str, torch.Tensor], config: ModelConfig, source: str) -> DepthAnythingV2:
+    """The network of `config` holding these weights in fp32 (assigned, not copied, where already fp32), after
+    `check_encoder`; CheckpointError naming `source` when keys or shapes do not fit."""
+    check_encoder(state_dict, config.encoder, source)
+    with torch.device("meta"):
+        network = DepthAnythingV2(config)
+    weights = {k: (v.float() if v.is_floating_point() else v) for k, v in state_dict.items()}
+    try:
+        network.load_state_dict(weights, strict=True, assign=True)
+    except RuntimeError as exc:
+        lines = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
+        raise CheckpointError(f"{source}: does not fit Depth Anything V2 {config.encoder}: "
+                              f"{'; '.join(lines)[:500]}") from None
+    return network
 
 
 _OFFICIAL_RELATIVE_NAME = re.compile(r"depth_anything_v2_vit[sblg]\.|depth-anything-v2-(small|base|large)-hf",

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import CheckpointError, check_encoder, load_state_dict, warn_about_name
+from .checkpoint import load_state_dict, network_with_weights, warn_about_name
 from .config import EncoderName, ModelConfig, ModelType
 from .depth_anything_v2 import DepthAnythingV2
 from dav2_ros.engines.base import Engine, EngineOptions
@@ -118,16 +118,7 @@ class DepthEstimator:
         if name == "torch":
             resolve_precision(precision, torch_device)  # refuse before the weights load
         mode = resolve_preprocess(preprocess, torch_device)
-        check_encoder(state_dict, encoder, source)
-        with torch.device("meta"):
-            model = DepthAnythingV2(config)
-        weights = {k: (v.float() if v.is_floating_point() else v) for k, v in state_dict.items()}
-        try:
-            model.load_state_dict(weights, strict=True, assign=True)
-        except RuntimeError as exc:
-            lines = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
-            raise CheckpointError(f"{source}: does not fit Depth Anything V2 {encoder}: "
-                                  f"{'; '.join(lines)[:500]}") from None
+        model = network_with_weights(state_dict, config, source)
         engine = create_engine(name, model, torch_device, precision, engine_options)
         return cls(engine, config, preprocess=mode, backend_reason=reason)
 
