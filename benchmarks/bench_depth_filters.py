@@ -72,7 +72,7 @@ def flying_pixels(gt: np.ndarray) -> dict[str, Any]:
     print("|---|---|---|---|---|---|---|---|")
     for dpt, patch in zip(curve["dpt"], curve["patch"]):
         mark = " **(default)**" if (dpt["threshold"], dpt["dilation"]) == (DEFAULT_EDGE_THRESHOLD,
-                                                                            DEFAULT_EDGE_DILATION) else ""
+                                                                           DEFAULT_EDGE_DILATION) else ""
         print(f"| {dpt['dilation']} | {dpt['threshold']:g}{mark} | {100 * dpt['flying_removed']:.1f} % | "
               f"{100 * dpt['far_kept']:.1f} % | {100 * dpt['removed']:.1f} % | {100 * patch['flying_removed']:.1f} % "
               f"| {100 * patch['far_kept']:.1f} % | {100 * patch['removed']:.1f} % |")

@@ -76,7 +76,7 @@ def main() -> int:
                 sample["cuda_allocated_mib"] = torch.cuda.memory_allocated() / 2**20
             samples.append(sample)
             print(f"  frame {i + 1:5d}: RSS {rss:8.1f} MiB" + (f", CUDA {sample['cuda_allocated_mib']:.1f} MiB"
-                                                              if cuda else ""), flush=True)
+                                                               if cuda else ""), flush=True)
     middle = min(samples, key=lambda s: abs(s["frame"] - args.frames // 2))
     growth = samples[-1]["rss_mib"] - middle["rss_mib"]
     print(f"RSS start {samples[0]['rss_mib']:.1f} MiB, middle {middle['rss_mib']:.1f} MiB, end "

@@ -129,7 +129,6 @@ def transformers_model(model: torch.nn.Module) -> tuple[torch.nn.Module, str, st
     except ImportError:
         print("  transformers not installed: its row is skipped", flush=True)
         return None
-    sd = model.state_dict()
     backbone = transformers.Dinov2Config(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, image_size=518,
                                          patch_size=14, out_indices=[3, 6, 9, 12], apply_layernorm=True,
                                          reshape_hidden_states=False)
@@ -195,7 +194,7 @@ def main() -> int:
     rows += forward_only(image, args.input_size, args.runs, args.bf16_runs, not args.no_transformers)
     machine["load_average_1min_after"] = os.getloadavg()[0]
 
-    print(f"\n| variant | measured | wall median s | wall min s | CPU median s | runs |\n|---|---|---|---|---|---|")
+    print("\n| variant | measured | wall median s | wall min s | CPU median s | runs |\n|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['name']} | {r['kind']} | {r['median_s']:.3f} | {r['min_s']:.3f} | {r['cpu_median_s']:.3f} "
               f"| {r['runs']} |")

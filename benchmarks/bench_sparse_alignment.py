@@ -173,7 +173,8 @@ def main() -> int:
     parser.add_argument("--out", type=pathlib.Path,
                         default=ROOT / "benchmarks" / "results" / "bench_sparse_alignment.json")
     args = parser.parse_args()
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {open('/proc/loadavg').read().split()[:3]}"
+    load = open('/proc/loadavg').read().split()[:3]
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {load}"
     gt = tum_gt()
     acc = accuracy(gt, args.seeds)
     print(f"Accuracy on TUM RGB-D GT ({np.isfinite(gt).sum()} valid pixels), relative prediction with 2 % noise, "
@@ -200,7 +201,8 @@ def main() -> int:
     if model:
         print(f"\nstand-in relative vits at input 518 on 640x480: {model:.0f} ms (median of {args.model_repeats})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": machine, "accuracy": acc, "smoothing": smooth, "cost": timing, "model_ms": model},
+    args.out.write_text(json.dumps({"machine": machine, "accuracy": acc, "smoothing": smooth, "cost": timing,
+                                    "model_ms": model},
                                    indent=2) + "\n")
     return 0
 

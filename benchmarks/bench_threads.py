@@ -77,7 +77,8 @@ def main() -> int:
         load.append(os.getloadavg()[0])
     print(f"{args.mode}, vits, input {args.input_size}, 640x480; {cores} cores; load average (1 min) during the run: "
           f"{min(load):.2f} .. {max(load):.2f}")
-    print("| torch threads | OpenMP wait policy | median s | p90 s | min s | CPU s per frame | frames |\n|" + "---|" * 7)
+    print("| torch threads | OpenMP wait policy | median s | p90 s | min s | CPU s per frame | frames |\n|"
+          + "---|" * 7)
     rows = []
     for key, values in results.items():
         threads, policy = key.split("/")

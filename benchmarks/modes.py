@@ -131,4 +131,3 @@ def official_to_hf(official: dict[str, torch.Tensor], hf_keys: list[str]) -> dic
         for part, number in zip(parts, numbers.tolist()):
             values[hf_keys[int(number)]] = part.clone()
     return values
-

@@ -158,7 +158,8 @@ def _autostart(node: LifecycleNode) -> list:
         return EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node), transition_id=transition_id))
 
     return [
-        RegisterEventHandler(OnProcessStart(target_action=node, on_start=[transition(Transition.TRANSITION_CONFIGURE)])),
+        RegisterEventHandler(OnProcessStart(target_action=node,
+                                            on_start=[transition(Transition.TRANSITION_CONFIGURE)])),
         RegisterEventHandler(OnStateTransition(target_lifecycle_node=node, start_state="configuring",
                                                goal_state="inactive",
                                                entities=[transition(Transition.TRANSITION_ACTIVATE)])),

@@ -188,7 +188,8 @@ def markdown(report: dict[str, Any]) -> str:
                       f"{restart['second_node_outputs']} clouds by the end, log clean: "
                       f"{restart['second_node_log_clean']}, exit code on Ctrl-C {restart['second_node_exit_code']}."]
     if report.get("logs"):
-        lines += ["", "| node | exit code | Traceback | Segmentation fault | warnings | errors |", "|---|---|---|---|---|---|"]
+        lines += ["", "| node | exit code | Traceback | Segmentation fault | warnings | errors |",
+                  "|---|---|---|---|---|---|"]
         for name, facts in report["logs"].items():
             lines.append(f"| {name} | {facts['exit_code']} | {facts['Traceback']} | {facts['Segmentation fault']} | "
                          f"{facts['warnings']} | {facts['errors']} |")
@@ -204,8 +205,9 @@ def markdown(report: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    arguments = {k: (str(v) if isinstance(v, pathlib.Path) else v) for k, v in vars(args).items()}
     report: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "scenarios": {}, "logs": {},
-                              "args": {k: (str(v) if isinstance(v, pathlib.Path) else v) for k, v in vars(args).items()},
+                              "args": arguments,
                               "ros_domain_id": os.environ["ROS_DOMAIN_ID"]}
     started = time.monotonic()
     run_node_scenarios(args, report)

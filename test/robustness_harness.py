@@ -659,7 +659,8 @@ def _result(scenario: str, rig: NodeRig, camera: Camera, sent: list[tuple[int, i
     ages = [float(d.values["stamp_age_p50_ms"]) for d in diags if d.values.get("stamp_age_p50_ms", "n/a") != "n/a"]
     inference = final.values.get("inference_p50_ms", "n/a")
     streaming = [float(d.values["inference_p50_ms"]) for d in diags
-                 if d.values.get("inference_p50_ms", "n/a") != "n/a" and (last_publish is None or d.stamp <= last_publish)]
+                 if d.values.get("inference_p50_ms", "n/a") != "n/a"
+                 and (last_publish is None or d.stamp <= last_publish)]
     phase = max(1, len(streaming) // 10)
     run_samples = [(t, mb) for t, mb in rss.samples if started <= t <= t_end] or rss.samples
     timeline = [run_samples[min(len(run_samples) - 1, int(f * (len(run_samples) - 1)))][1]

@@ -1,4 +1,5 @@
-"""`dav2_weights list` and `path` (subprocess of `python -m dav2_ros.cli.weights`); downloads are in test_weights_download."""
+"""`dav2_weights list` and `path` (subprocess of `python -m dav2_ros.cli.weights`); downloads are in
+test_weights_download."""
 
 from __future__ import annotations
 

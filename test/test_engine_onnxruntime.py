@@ -318,7 +318,7 @@ def test_node_runs_backend_onnxruntime(bags_dir: pathlib.Path, tmp_path: pathlib
         assert (message.encoding, message.height, message.width) == ("32FC1", 720, 1280)
         height, width = ex.network_shape(1280, 720, 98)
         assert sorted(p.name.rsplit("_", 1)[1] for p in models.glob("*.onnx")) == ["98x126.onnx",
-                                                                                 f"{height}x{width}.onnx"]
+                                                                                   f"{height}x{width}.onnx"]
     assert "Traceback" not in node.output
 
 

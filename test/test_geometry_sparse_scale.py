@@ -68,7 +68,7 @@ def test_detailed_fit_counts_points_and_inliers(tum_gt):
 def test_the_same_input_gives_the_same_fit(tum_gt):
     scenario = scenarios(tum_gt, seed=5)[1]
     assert fit_inverse_depth(scenario.relative, scenario.sparse) == fit_inverse_depth(scenario.relative,
-                                                                                     scenario.sparse)
+                                                                                      scenario.sparse)
 
 
 @pytest.mark.parametrize("sparse_kind", ["all_nan", "zeros", "negative", "too_few"])

@@ -126,7 +126,7 @@ def test_depth_launch_runs_our_executable_with_the_planned_remappings_and_the_sh
     assert len(nodes) == 1
     keywords = {k.arg: k.value for k in nodes[0].keywords}
     assert {k: ast.literal_eval(keywords[k]) for k in ("package", "name")} == {"package": "dav2_ros",
-                                                                              "name": "depth_node"}
+                                                                               "name": "depth_node"}
     assert ast.unparse(nodes[0].func) == "node_action" and "node_action = LifecycleNode if plan.managed else Node" \
         in source
     assert {ast.unparse(keywords[k]) for k in ("executable", "remappings", "respawn", "respawn_delay")} == \

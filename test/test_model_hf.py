@@ -103,7 +103,7 @@ def test_unknown_hf_key_refused(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "model.safetensors"
     save_file(hub, str(path))
     with pytest.raises(CheckpointError, match=r"model\.safetensors: Hugging Face layout not understood: "
-                                               r"unrecognised Hugging Face keys: neck\.readout\.weight"):
+                       r"unrecognised Hugging Face keys: neck\.readout\.weight"):
         load_state_dict(path)
 
 

@@ -53,7 +53,6 @@ def test_metric_is_sigmoid_times_max_depth_of_the_same_features() -> None:
     torch.testing.assert_close(met, torch.sigmoid(z) * 20.0)
 
 
-
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_reduced_precision_head_activates_and_scales_in_float32(dtype: torch.dtype) -> None:
     """A network cast to bf16/fp16 (as on CUDA): its logits come in that dtype, the sigmoid and x max_depth run in

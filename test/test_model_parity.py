@@ -13,8 +13,8 @@ from dav2_ros.model.estimator import DepthEstimator
 
 FIXTURE_DIR = pathlib.Path(__file__).resolve().parent / "fixtures" / "parity"
 # $DAV2_SHARED_DIR: the project's shared folder where it is not beside the checkout (a git worktree).
-SHARED_CASES = pathlib.Path(os.environ.get("DAV2_SHARED_DIR") or pathlib.Path(__file__).resolve().parents[2] / "shared") \
-    / "reference" / "cases"
+SHARED_DIR = os.environ.get("DAV2_SHARED_DIR") or pathlib.Path(__file__).resolve().parents[2] / "shared"
+SHARED_CASES = pathlib.Path(SHARED_DIR) / "reference" / "cases"
 BUNDLED = sorted(FIXTURE_DIR.glob("*.npz"))
 SHARED = sorted(p for p in SHARED_CASES.glob("*.npz") if p.name not in {b.name for b in BUNDLED})
 
@@ -154,7 +154,8 @@ def test_engine_matches_official(mode: tuple, path: pathlib.Path) -> None:
         assert worst <= tolerance, f"{backend} {precision}: max abs diff {worst:.3g} x max|ref|"
     else:
         error = mean_relative_error(depth, ref)
-        assert error <= tolerance, f"{backend} {precision}: mean relative error {error:.3%} (max {worst:.3g} x max|ref|)"
+        assert error <= tolerance, \
+            f"{backend} {precision}: mean relative error {error:.3%} (max {worst:.3g} x max|ref|)"
 
 
 def test_bf16_close_to_official() -> None:

@@ -82,4 +82,4 @@ def test_startup_line_lists_only_the_topics_that_will_carry_messages():
     published = line.split("; publishing ", 1)[1]
     assert published == f"{ns}/depth/relative, {ns}/depth/colored (while subscribed)"
     assert changed.split("now publishing ", 1)[1] == (f"{ns}/depth/relative, {ns}/depth/image, {ns}/depth/camera_info, "
-                                                       f"{ns}/points, {ns}/depth/colored (while subscribed)")
+                                                      f"{ns}/points, {ns}/depth/colored (while subscribed)")

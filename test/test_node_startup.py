@@ -10,7 +10,7 @@ import pytest
 
 from dav2_ros.model.estimator import DepthEstimator
 from dav2_ros.pipeline.builders import (StartupError, batches_cameras, build_processor, prepare_estimator, warm_up,
-                                    warn_unusable)
+                                        warn_unusable)
 from dav2_ros.pipeline.settings import NodeSettings
 from dav2_ros.pipeline.processing import FrameProcessor, ProcessingSettings
 from estimator_spy import EstimatorSpy

@@ -229,7 +229,7 @@ def test_refuses_to_overwrite_unless_told(tmp_path: pathlib.Path, bags_dir: path
 
 
 def test_overwrite_never_deletes_a_folder_that_is_not_a_bag(tmp_path: pathlib.Path, bags_dir: pathlib.Path,
-                                                           tool_args: list[str]) -> None:
+                                                            tool_args: list[str]) -> None:
     output = tmp_path / "home"
     output.mkdir()
     (output / "notes.txt").write_text("keep me")

@@ -81,7 +81,7 @@ def _prediction_bag(bags_dir: pathlib.Path, path: pathlib.Path, factor: float, s
 
 
 def test_ground_truth_as_prediction_scores_perfectly(bags_dir: pathlib.Path, tmp_path: pathlib.Path,
-                                                      capsys: pytest.CaptureFixture) -> None:
+                                                     capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "metrics.json"
     code = depth_eval.main([str(bags_dir / "tum_rgbd"), "--pred-topic", GT_TOPIC, "--gt-topic", GT_TOPIC,
                             "--json", str(out)])
@@ -119,7 +119,7 @@ def test_prediction_in_a_second_bag(bags_dir: pathlib.Path, tmp_path: pathlib.Pa
 
 
 def test_stamps_further_apart_than_max_dt_do_not_pair(bags_dir: pathlib.Path, tmp_path: pathlib.Path,
-                                                       capsys: pytest.CaptureFixture) -> None:
+                                                      capsys: pytest.CaptureFixture) -> None:
     bag = _prediction_bag(bags_dir, tmp_path / "pred", factor=1.0, stamp_shift_ns=50_000_000)
     assert depth_eval.main([str(bag)]) == 1
     assert "within 0.02 s (1 unmatched" in capsys.readouterr().err

@@ -48,7 +48,7 @@ def stream(tmp_path_factory, bags_dir) -> pathlib.Path:
 
 def convert(stream: pathlib.Path, out: pathlib.Path, **params) -> list[np.ndarray]:
     args = [str(stream), "-o", str(out), "--no-progress", *offline_args(dict(standin_params(out.parent / "none"),
-                                                                                  **params))]
+                                                                             **params))]
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         assert bag_to_depth.main(args) == 0
     return [float_image(m.msg) for m in read_bag(out, topics=[DEPTH_OUT])]

@@ -204,7 +204,7 @@ def test_batched_cameras_in_any_order_and_subset_keep_one_geometry_per_batch_siz
 
 
 def test_one_graph_per_geometry_serves_every_camera_and_color_order(frame: np.ndarray,
-                                                                   estimator: DepthEstimator) -> None:
+                                                                    estimator: DepthEstimator) -> None:
     """With (graph-like) captures: the warm-up's capture serves later frames of other cameras and color orders, a
     batch of two is captured once whatever its order, and every replay equals the eager result."""
     height, width = frame.shape[:2]

@@ -138,7 +138,6 @@ def test_aligner_fits_then_holds_then_falls_back():
 
 
 def test_cloud_in_another_frame_needs_a_transform():
-    relative = _relative()
     xyz = np.array([[0.1 * i, 0.1 * j, 2.0] for i in range(-4, 4) for j in range(-4, 4)], np.float32)
     refused = SparseAligner("points", "sparse_points", transform_note="tf2_ros is not importable here")
     with pytest.raises(SparseRejected, match="tf2_ros is not importable"):

@@ -156,8 +156,8 @@ def test_colorize_follows_the_argument_then_the_setting(image):
 
 def test_timings_cover_every_stage(image):
     result = FrameProcessor(ScriptedEstimator(), ProcessingSettings()).process(image, "rgb", CAMERA, colorize=True)
-    assert set(result.timings) == {"preprocess", "inference", "postprocess", "depth", "temporal", "cloud", "colorize", "total",
-                                   "batch_size"}
+    assert set(result.timings) == {"preprocess", "inference", "postprocess", "depth", "temporal", "cloud", "colorize",
+                                   "total", "batch_size"}
     assert result.timings["inference"] == 0.002 and result.timings["batch_size"] == 1.0
     assert all(value >= 0.0 for value in result.timings.values())
     assert result.timings["total"] >= result.timings["cloud"] + result.timings["colorize"]

@@ -49,7 +49,8 @@ def test_a_batch_equals_each_frame_alone(estimator: DepthEstimator, on_device: b
             assert result.xyz is None
         else:
             np.testing.assert_allclose(result.xyz, xyz, rtol=1e-5, atol=1e-5, equal_nan=True)
-    assert batch[0].depth_intrinsics == cameras[0] and batch[2].depth_intrinsics == camera(128, 96, 120.0).scaled_to(64, 48)
+    assert batch[0].depth_intrinsics == cameras[0]
+    assert batch[2].depth_intrinsics == camera(128, 96, 120.0).scaled_to(64, 48)
     assert not np.array_equal(batch[0].depth, batch[1].depth, equal_nan=True)  # each frame gets its own depth
 
 

@@ -114,4 +114,3 @@ def test_live_replay_equals_offline(name: str, bags_dir: pathlib.Path, tmp_path:
         assert (a.height, a.width, a.point_step) == (b.height, b.width, b.point_step)
         live_xyz, offline_z = cloud_fields(a), cloud_z(b)
         np.testing.assert_array_equal(live_xyz["z"], offline_z)
-

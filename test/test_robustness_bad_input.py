@@ -198,7 +198,8 @@ CASES = [
     Case("CameraInfo at half size (80x60, K scaled)", "camera_info", lambda c, t: c.camera_info(
         t, width=80, height=60, k=_k(c, k0=c.k[0] / 2, k4=c.k[4] / 2, k2=(c.k[2] + 0.5) / 2 - 0.5,
                                      k5=(c.k[5] + 0.5) / 2 - 0.5)),
-         "published", r"CameraInfo is 80x60 but images are 160x120: scaling K to the image size \(fx 65\.6 -> 131\.[23]\)",
+         "published",
+         r"CameraInfo is 80x60 but images are 160x120: scaling K to the image size \(fx 65\.6 -> 131\.[23]\)",
          note="scaled to the image (pixel-centre convention), said once per size pair"),
     Case("CameraInfo with distortion D != 0", "camera_info", lambda c, t: c.camera_info(t, d=FISHEYE_D),
          "published", r"CameraInfo on /dav2_robust_raw/camera_info has non-zero distortion D = \[0\.14652, "
@@ -483,7 +484,8 @@ def test_after_the_fuzz_a_good_frame_is_right(rigs, camera):
 
 def test_table_of_outcomes_and_clean_node_logs(rigs):
     """Print the table (pytest -s), write it when DAV2_ROBUSTNESS_OUT is set, and check both logs."""
-    header = "| bad input | node's message (first of its kind) | counter in /diagnostics | published for that frame | next good frame OK |"
+    header = ("| bad input | node's message (first of its kind) | counter in /diagnostics | published for that frame "
+              "| next good frame OK |")
     lines = [header, "|---|---|---|---|---|"]
     for row in ROWS:
         lines.append(f"| {row['kind']} | {row['message'].replace('|', '/')} | {row['counter']} | {row['published']} | "

@@ -374,7 +374,7 @@ def test_stamps_rclpy_cannot_represent_are_published_as_they_came(raw_rig, camer
         change = delta(before, after)
         assert change == {"frames_in": change["frames_in"], "frames_out": change["frames_in"]}, (sec, change)
         outputs = [c.wait_for(lambda m, f=frame: same_header(m, f), TIMEOUT_S) for c in (cam.depth, cam.info,
-                                                                                          cam.points)]
+                                                                                         cam.points)]
         camera.check_outputs(frame, *outputs)
     _check_good_frame(rig, cam, camera, "raw")
     text = log.read()

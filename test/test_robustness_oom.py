@@ -139,15 +139,16 @@ def _next_frame_is_right(rig, camera) -> None:
 
     good = camera.image(time.time())
     rig.image_pub.publish(good)
-    outputs = [c.wait_for(lambda m: same_header(m, good), 60.0, on_wait=None) for c in (rig.depth, rig.info, rig.points)]
+    outputs = [c.wait_for(lambda m: same_header(m, good), 60.0, on_wait=None)
+               for c in (rig.depth, rig.info, rig.points)]
     camera.check_outputs(good, *outputs)
 
 
 OOM_CASES = {
     "torch.cuda.OutOfMemoryError": (lambda: torch.cuda.OutOfMemoryError(CUDA_OOM_TEXT), "out_of_memory",
-                                     r"\[ERROR\].*frame skipped: out of memory on cpu at input_size 70 "
-                                     r"\(OutOfMemoryError: CUDA out of memory\. Tried to allocate 20\.00 GiB\. GPU 0 "
-                                     r"has a total capacity.*\); carrying on with the next frame"),
+                                    r"\[ERROR\].*frame skipped: out of memory on cpu at input_size 70 "
+                                    r"\(OutOfMemoryError: CUDA out of memory\. Tried to allocate 20\.00 GiB\. GPU 0 "
+                                    r"has a total capacity.*\); carrying on with the next frame"),
     "RuntimeError shape mismatch": (lambda: RuntimeError("The size of tensor a (37) must match the size of tensor b"),
                                     "internal_error", r"\[ERROR\].*frame failed with RuntimeError: The size of tensor"),
     "RuntimeError 'CUDA error: out of memory'": (lambda: RuntimeError("CUDA error: out of memory"), "out_of_memory",

@@ -337,7 +337,8 @@ def test_a_torch_file_cut_short_is_refused_by_the_loader(server, tmp_path):
 def test_another_encoders_weights_are_refused(server, tmp_path):
     entry = official_checkpoint("vits", "metric", "hypersim")
     server.routes[_path_of(entry)] = Route(body=standin_checkpoint_bytes("vitb"))
-    with pytest.raises(DownloadError, match=r"downloaded depth_anything_v2_metric_hypersim_vits.pth holds vitb weights \(embed dim 768\), expected vits$"):
+    with pytest.raises(DownloadError, match=r"downloaded depth_anything_v2_metric_hypersim_vits.pth holds vitb "
+                                            r"weights \(embed dim 768\), expected vits$"):
         download_checkpoint(entry, tmp_path, base=server.base_url, progress=False)
     _assert_nothing_left(tmp_path, entry.filename)
 
@@ -366,6 +367,7 @@ def test_unreachable_host_is_a_clear_message(tmp_path):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     entry = official_checkpoint("vits", "metric", "hypersim")
-    with pytest.raises(DownloadError, match=rf"cannot reach 127\.0\.0\.1:{port} for http://127\.0\.0\.1:{port}/.*refused"):
+    with pytest.raises(DownloadError,
+                       match=rf"cannot reach 127\.0\.0\.1:{port} for http://127\.0\.0\.1:{port}/.*refused"):
         download_checkpoint(entry, tmp_path, base=f"http://127.0.0.1:{port}", progress=False)
     _assert_nothing_left(tmp_path, entry.filename)

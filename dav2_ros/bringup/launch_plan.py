@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import pathlib
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
 from dav2_ros.pipeline.settings import NODE_NAME, check_value, load_params_file
 
@@ -207,4 +207,3 @@ def player_exit_reason(returncode: Optional[int]) -> str:
         return "the bag player finished (the bag ended, exit code 0): shutting down the replay"
     return (f"the bag player exited with code {returncode} (bag not found or unreadable, or `ros2 bag` not "
             "installed: see its output above): shutting down the replay")
-

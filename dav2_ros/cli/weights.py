@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = sub.add_parser("list", help="list the checkpoints in the weights folder")
     listing.add_argument("--dir", dest="folder", default=None, help="weights folder")
-    listing.add_argument("--all", action="store_true", help="also list the official files that are not cached, with URLs")
+    listing.add_argument("--all", action="store_true",
+                         help="also list the official files that are not cached, with URLs")
     listing.add_argument("--check", action="store_true", help="hash cached official files against published SHA-256")
 
     path = sub.add_parser("path", help="print the path of a checkpoint (exit 1 when it is missing)")
@@ -102,7 +103,8 @@ def _cmd_download(args: argparse.Namespace) -> int:
     if not result.downloaded:
         print(f"already present: {result.path} ({_human_size(result.size)}); use --force to download again")
         return 0
-    check = "sha256 verified" if result.checksum_verified else "no published sha256 to compare; size and loading checked"
+    check = ("sha256 verified" if result.checksum_verified
+             else "no published sha256 to compare; size and loading checked")
     print(f"saved {result.path} ({_human_size(result.size)}, {check})")
     print(f"sha256 {result.sha256}")
     return 0
@@ -136,7 +138,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
                 mismatched += 1
         print(line)
     for path in partials:
-        print(f"  {path.name:<48} {_human_size(path.stat().st_size):>9}  partial download (interrupted; safe to delete)")
+        print(f"  {path.name:<48} {_human_size(path.stat().st_size):>9}  "
+              "partial download (interrupted; safe to delete)")
     if args.all:
         cached = {p.name for p in checkpoints}
         print("official checkpoints:")
@@ -171,7 +174,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 1
     except OSError as err:
-        print(f"{PROG}: error: {err.strerror or err}{': ' + str(err.filename) if err.filename else ''}", file=sys.stderr)
+        where = f": {err.filename}" if err.filename else ""
+        print(f"{PROG}: error: {err.strerror or err}{where}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted (no partial file was kept)", file=sys.stderr)

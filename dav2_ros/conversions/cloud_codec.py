@@ -53,7 +53,7 @@ def cloud_msg_to_xyz(msg: Any) -> np.ndarray:
     if width * height == 0:
         return np.zeros((0, 3), np.float32)
     rows = data[: row_step * height].reshape(height, row_step)[:, : width * point_step].reshape(height * width,
-                                                                                              point_step)
+                                                                                                point_step)
     order = ">" if big_endian else "<"
     columns = []
     for name in "xyz":

@@ -34,7 +34,7 @@ from dav2_ros.node.camera_channel import CameraChannel
 from dav2_ros.pipeline.frame_outputs import expected_outputs
 from dav2_ros.node.diagnostics import diagnostic_array
 from dav2_ros.pipeline.builders import (StartupError, build_estimator, build_processor, describe_estimator,
-                                    batches_cameras, prepare_estimator, processing_settings, warm_up, warn_unusable)
+                                        batches_cameras, prepare_estimator, processing_settings, warm_up, warn_unusable)
 from dav2_ros.node.frame_worker import FrameWorker
 from dav2_ros.node.parameters import NodeParameters
 from dav2_ros.node.rejections import RejectionLog, log_to_stderr

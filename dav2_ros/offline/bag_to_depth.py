@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from dav2_ros.engines.registry import BACKEND_CHOICES
 from dav2_ros.pipeline.builders import (StartupError, build_estimator, build_processor, describe_estimator,
-                                    prepare_estimator, warm_up, warn_unusable)
+                                        prepare_estimator, warm_up, warn_unusable)
 from dav2_ros.pipeline.settings import SettingsError
 from dav2_ros.offline.bag_frames import FrameSource
 from dav2_ros.offline.bag_io import BagError, open_reader, ros2_typestore

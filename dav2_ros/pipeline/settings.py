@@ -178,12 +178,12 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               "is done); auto = on with CUDA, off on the CPU (where batching measured no faster, "
               "docs/performance.md).", read_only=True, choices=("auto", "on", "off")),
     ParamSpec("compile", "off", "torch.compile the network at start (compiled during the warm-up; minutes on a "
-              "small CPU, and no faster there). reduce-overhead and max-autotune add inductor's CUDA graphs on CUDA (so "
-              "neither goes with cuda_graphs).",
+              "small CPU, and no faster there). reduce-overhead and max-autotune add inductor's CUDA graphs on CUDA "
+              "(so neither goes with cuda_graphs).",
               read_only=True, choices=("off", "default", "reduce-overhead", "max-autotune")),
     ParamSpec("cuda_graphs", False, "CUDA only: capture the whole on-device frame (preprocessing, network, "
-              "upsampling, cloud) as a CUDA graph per frame size and replay it. Ignored, with a warning, on the CPU. Not "
-              "with compile reduce-overhead or max-autotune (their own CUDA graphs).",
+              "upsampling, cloud) as a CUDA graph per frame size and replay it. Ignored, with a warning, on the CPU. "
+              "Not with compile reduce-overhead or max-autotune (their own CUDA graphs).",
               read_only=True),
     ParamSpec("warmup_width", 640, "Width of the gray frame run through the whole pipeline at start, so the first "
               "camera frame pays no one-time setup (set it to the camera's size when compile or cuda_graphs is on).",
@@ -318,7 +318,8 @@ def _check_provider_names(value: Any) -> Optional[str]:
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
         return f"expected a list of execution providers, got {type(value).__name__}"
     for name in value:
-        if not isinstance(name, str) or not (name.lower() in ONNX_PROVIDER_ALIASES or name.endswith("ExecutionProvider")):
+        known = isinstance(name, str) and (name.lower() in ONNX_PROVIDER_ALIASES or name.endswith("ExecutionProvider"))
+        if not known:
             return (f"{name!r} is not an execution provider: use {', '.join(ONNX_PROVIDER_ALIASES)} or ONNX Runtime's "
                     "names (e.g. TensorrtExecutionProvider)")
     return None
