@@ -49,6 +49,7 @@ setup(
         "onnx": ["onnx", "onnxruntime"],
         "test": [
             "pytest",
+            "flake8",  # test/test_flake8.py
             "hypothesis",
             "psutil",
             "rosbags",
