@@ -12,12 +12,7 @@ os.environ.setdefault("DAV2_ENGINE_CACHE", os.path.expanduser("~/.cache/dav2_ros
 
 import pytest  # noqa: E402
 
-TEST_DIR = pathlib.Path(__file__).resolve().parent
-PROJECT_DIR = TEST_DIR.parent
-DATA_DIR = TEST_DIR / "data"
-BAGS_DIR = DATA_DIR / "bags"
-# The project's shared folder (parity fixtures, reference weights); absent on some machines.
-SHARED_DIR = PROJECT_DIR.parent / "shared"
+from project_paths import BAGS_DIR, SHARED_DIR  # noqa: E402
 
 
 @pytest.fixture(scope="session")

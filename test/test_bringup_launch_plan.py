@@ -4,14 +4,13 @@ cameras from the params file), respawn, and the reasons the launches give when a
 
 from __future__ import annotations
 
-import pathlib
 
 import pytest
 
 from dav2_ros.bringup.launch_plan import (PLAN_ARGUMENTS, LaunchArgumentError, node_exit_reason, parse_cameras,
                                           parse_flag, plan_node, player_exit_reason)
+from project_paths import CONFIG_DIR
 
-CONFIG_DIR = pathlib.Path(__file__).resolve().parent.parent / "config"
 DEFAULTS = {"cameras": "", "params_file": str(CONFIG_DIR / "depth.yaml"), "image_topic": "/camera/image_raw",
             "camera_info_topic": "/camera/camera_info", "remappings_file": "", "managed": "false",
             "autostart": "false", "respawn": "false", "respawn_delay": "2.0"}

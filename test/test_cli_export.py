@@ -23,8 +23,8 @@ from dav2_ros.engines import export as ex
 from dav2_ros.model.config import ModelConfig
 from dav2_ros.model.depth_anything_v2 import DepthAnythingV2
 from dav2_ros.model.standin_weights import reference_state_dict
+from project_paths import PROJECT_DIR
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 ONNX_TOLERANCE = 1e-4  # max|onnxruntime - torch| <= this * max|torch|, fp32
 OPENVINO_TOLERANCE = 1e-3
 

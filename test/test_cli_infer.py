@@ -20,8 +20,8 @@ import pytest
 import torch
 
 from dav2_ros.model.standin_weights import reference_tensor
+from project_paths import PROJECT_DIR
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 INPUT_SIZE = "98"
 
 

@@ -7,14 +7,12 @@ import hashlib
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from dav2_ros.cli.weights import main
 from dav2_ros.weights.catalog import official_checkpoint
-
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+from project_paths import PROJECT_DIR
 
 
 def _run(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:

@@ -10,8 +10,8 @@ import subprocess
 import sys
 
 import pytest
+from project_paths import PROJECT_DIR
 
-PROJECT_DIR = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE_PATHS = ("package.xml", "setup.py", "setup.cfg", "resource", "dav2_ros", "launch", "config")
 BIN_DIR = pathlib.Path(sys.executable).parent
 COLCON = shutil.which("colcon", path=os.pathsep.join([str(BIN_DIR), os.environ.get("PATH", "")]))

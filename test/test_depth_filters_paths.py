@@ -4,7 +4,6 @@ changes depth and cloud together. On the CPU (the device path runs there too).""
 
 from __future__ import annotations
 
-import pathlib
 
 import numpy as np
 import pytest
@@ -16,8 +15,9 @@ from dav2_ros.geometry.intrinsics import Intrinsics
 from dav2_ros.model.device_geometry import edge_keep
 from dav2_ros.model.estimator import DepthEstimator
 from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, ProcessingSettings
+from project_paths import PARITY_DIR
 
-FIXTURE = pathlib.Path(__file__).resolve().parent / "fixtures" / "parity" / "tum_vits_308.npz"
+FIXTURE = PARITY_DIR / "tum_vits_308.npz"
 INPUT_SIZE = 98
 
 

@@ -10,7 +10,6 @@ and onnxruntime-gpu: their tests are written against ONNX Runtime's documentatio
 
 from __future__ import annotations
 
-import os
 import pathlib
 
 import numpy as np
@@ -23,16 +22,12 @@ from dav2_ros.engines.base import BackendUnavailable, EngineOptions
 from dav2_ros.geometry.intrinsics import Intrinsics
 from dav2_ros.model.estimator import DepthEstimator
 from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, ProcessingSettings
+from project_paths import PARITY_DIR, SHARED_CASES_DIR
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install '.[onnx]')")
 
-TEST_DIR = pathlib.Path(__file__).resolve().parent
-BUNDLED_DIR = TEST_DIR / "fixtures" / "parity"
-# $DAV2_SHARED_DIR, ../shared beside the checkout (CI), or two levels up (a git worktree in a folder of worktrees)
-SHARED_DIRS = [pathlib.Path(folder) / "reference" / "cases"
-               for folder in (os.environ.get("DAV2_SHARED_DIR") or "", TEST_DIR.parents[1] / "shared",
-                              TEST_DIR.parents[2] / "shared") if str(folder)]
-SHARED_DIR = next((d for d in SHARED_DIRS if d.is_dir()), None)
+BUNDLED_DIR = PARITY_DIR
+SHARED_DIR = SHARED_CASES_DIR if SHARED_CASES_DIR.is_dir() else None
 BUNDLED = sorted(BUNDLED_DIR.glob("*.npz"))
 SHARED = sorted(p for p in SHARED_DIR.glob("*.npz") if p.name not in {b.name for b in BUNDLED}) if SHARED_DIR else []
 PARITY_TOLERANCE = 1e-4  # max|ours - official| <= this * max|official|, as torch fp32

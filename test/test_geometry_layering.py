@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import PROJECT_DIR
+from project_paths import PROJECT_DIR
 
 MODULES = [
     "dav2_ros.geometry.intrinsics",

@@ -13,8 +13,8 @@ import re
 import pytest
 
 from dav2_ros.pipeline.settings import SPECS_BY_NAME
+from project_paths import PROJECT_DIR
 
-PROJECT_DIR = pathlib.Path(__file__).resolve().parent.parent
 LAUNCH_DIR = PROJECT_DIR / "launch"
 DEPTH_LAUNCH = LAUNCH_DIR / "depth.launch.py"
 REPLAY_LAUNCH = LAUNCH_DIR / "replay.launch.py"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pathlib
 
 import cv2
 import numpy as np
@@ -11,8 +10,9 @@ import torch
 
 from dav2_ros.model.estimator import DepthEstimator
 from dav2_ros.model.preprocess import FastPreprocessor, exact_preprocess, network_size
+from project_paths import PARITY_DIR
 
-FIXTURE = pathlib.Path(__file__).resolve().parent / "fixtures" / "parity" / "tum_small_vits_518.npz"
+FIXTURE = PARITY_DIR / "tum_small_vits_518.npz"
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import pathlib
 
 import numpy as np
@@ -10,11 +9,10 @@ import pytest
 
 from dav2_ros.engines.base import EngineOptions
 from dav2_ros.model.estimator import DepthEstimator
+from project_paths import PARITY_DIR, SHARED_CASES_DIR
 
-FIXTURE_DIR = pathlib.Path(__file__).resolve().parent / "fixtures" / "parity"
-# $DAV2_SHARED_DIR: the project's shared folder where it is not beside the checkout (a git worktree).
-SHARED_DIR = os.environ.get("DAV2_SHARED_DIR") or pathlib.Path(__file__).resolve().parents[2] / "shared"
-SHARED_CASES = pathlib.Path(SHARED_DIR) / "reference" / "cases"
+FIXTURE_DIR = PARITY_DIR
+SHARED_CASES = SHARED_CASES_DIR
 BUNDLED = sorted(FIXTURE_DIR.glob("*.npz"))
 SHARED = sorted(p for p in SHARED_CASES.glob("*.npz") if p.name not in {b.name for b in BUNDLED})
 

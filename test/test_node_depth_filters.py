@@ -5,7 +5,6 @@ flying pixels removed."""
 
 from __future__ import annotations
 
-import pathlib
 
 import cv2
 import numpy as np
@@ -15,6 +14,7 @@ from sensor_msgs.msg import Image
 
 from dav2_ros.geometry.depth_filters import TemporalFilter, TemporalOptions
 from node_harness import DdsClient, InProcessNode, NodeProcess, every, image_array, wait_until
+from project_paths import PARITY_DIR
 
 pytestmark = pytest.mark.ros
 
@@ -28,7 +28,7 @@ PARAMS = {"allow_random_weights": True, "input_size": 70, "device": "cpu", "prec
           "weights_dir": "/nonexistent/dav2_weights", "warmup_width": WIDTH, "warmup_height": HEIGHT,
           "temporal_filter": "off", "temporal_max_gap": MAX_GAP_S, "flying_pixel_threshold": THRESHOLD}
 TIMEOUT_S = 60.0
-FIXTURE = pathlib.Path(__file__).resolve().parent / "fixtures" / "parity" / "tum_vits_308.npz"
+FIXTURE = PARITY_DIR / "tum_vits_308.npz"
 
 
 def frames() -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,6 @@
 """Parameters: the table's checks, the YAML defaults and presets, and the ROS descriptors and on-set
 refusals on a real rclpy node (without the model: `NodeParameters` on a plain Node)."""
 
-import pathlib
 
 import pytest
 import rclpy
@@ -19,8 +18,8 @@ from dav2_ros.pipeline.settings import (
     load_params_file,
     settings_from_file,
 )
+from project_paths import CONFIG_DIR
 
-CONFIG_DIR = pathlib.Path(__file__).resolve().parent.parent / "config"
 READ_ONLY = {"encoder", "model_type", "checkpoint", "weights_dir", "device", "precision", "input_transport",
              "qos.input_depth", "qos.input_reliability", "qos.output_reliability", "qos.output_depth"}
 

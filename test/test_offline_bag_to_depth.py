@@ -26,8 +26,8 @@ from dav2_ros.conversions.image_codec import image_msg_to_array
 from dav2_ros.model.estimator import DepthEstimator
 from dav2_ros.pipeline.settings import settings_from_file
 from dav2_ros.offline import bag_to_depth
+from project_paths import PROJECT_DIR
 
-PROJECT_DIR = pathlib.Path(__file__).resolve().parent.parent
 CONFIG = settings_from_file(PROJECT_DIR / "config" / "depth.yaml")
 
 # bag -> (camera topic, output namespace, CameraInfo topic)

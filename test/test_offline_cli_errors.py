@@ -15,8 +15,8 @@ import time
 import pytest
 
 from bag_replayer import looped, offline_args, read_bag, standin_params, write_bag
+from project_paths import PROJECT_DIR
 
-PROJECT_DIR = pathlib.Path(__file__).resolve().parent.parent
 FRAMES = 30
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import pathlib
 import time
 
 import numpy as np
@@ -23,8 +22,9 @@ from dav2_ros.model.estimator import DepthEstimator
 from dav2_ros.pipeline.builders import processing_settings, warm_up
 from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, ProcessingSettings
 from dav2_ros.pipeline.settings import NodeSettings
+from project_paths import PARITY_DIR
 
-FIXTURE = pathlib.Path(__file__).resolve().parent / "fixtures" / "parity" / "tum_vits_308.npz"
+FIXTURE = PARITY_DIR / "tum_vits_308.npz"
 INPUT_SIZE = 98  # the network's smallest sensible size: these tests check plumbing and arithmetic, not the model
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
 

@@ -4,7 +4,6 @@ its output moves from fp32 -- per layer and for the whole network on a parity fi
 from __future__ import annotations
 
 import copy
-import pathlib
 
 import numpy as np
 import pytest
@@ -13,10 +12,11 @@ from torch import nn
 
 from dav2_ros.model.quantize import BLOCK_LINEARS, Int8DynamicLinear, int8_available, quantize_backbone, \
     quantize_linears
+from project_paths import PARITY_DIR
 
 pytestmark = pytest.mark.skipif(not int8_available(), reason="this torch build has no quantized CPU engine")
 
-FIXTURE = pathlib.Path(__file__).resolve().parent / "fixtures" / "parity" / "tum_vits_308.npz"
+FIXTURE = PARITY_DIR / "tum_vits_308.npz"
 # Whole-network error of int8 against the official output on the stand-in weights, mean|d - ref| / mean|ref|:
 # measured 0.2% at 518 and 308 (benchmarks/accuracy_modes.py); 1% leaves room for other inputs, and is what the
 # fast fp32 mode is held to in test_model_parity.py.

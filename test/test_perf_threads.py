@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from conftest import PROJECT_DIR
+from project_paths import PROJECT_DIR
 
 SCRIPT = """
 import os, sys

@@ -1,9 +1,9 @@
 """The README stays true: its parameter table is the node's, and CI runs the test command it documents."""
 
-import pathlib
 import sys
 
-PROJECT_DIR = pathlib.Path(__file__).resolve().parent.parent
+from project_paths import PROJECT_DIR
+
 sys.path.insert(0, str(PROJECT_DIR / "scripts"))
 
 from param_table import param_table  # noqa: E402

@@ -28,8 +28,8 @@ import torch
 from dav2_ros.model.standin_weights import reference_tensor
 from dav2_ros.weights.catalog import official_checkpoint
 from dav2_ros.weights.download import PARTIAL_PREFIX, DownloadError, download_checkpoint
+from project_paths import PROJECT_DIR
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 EMBED_DIM = {"vits": 384, "vitb": 768, "vitl": 1024}
 
 
