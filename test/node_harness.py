@@ -36,7 +36,8 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
-PROJECT_DIR = pathlib.Path(__file__).resolve().parent.parent
+from project_paths import PROJECT_DIR
+
 DEFAULT_TIMEOUT_S = 60.0
 
 MESSAGE_TYPES: dict[str, type] = {
