@@ -49,7 +49,7 @@ setup(
         "onnx": ["onnx", "onnxruntime"],
         "test": [
             "pytest",
-            "flake8",  # test/test_flake8.py
+            "flake8",  # test/packaging/test_flake8.py
             "hypothesis",
             "psutil",
             "rosbags",

@@ -2,7 +2,7 @@
 """Raw frames from a reliable publisher that reach the depth node, per `qos.input_reliability`, on this machine:
 the best-effort default against `reliable`, interleaved (run after run) so both see the same load.
 
-Counts are the node's own (`frames_in` in /diagnostics); see test/reliability_probe.py for the set-up.
+Counts are the node's own (`frames_in` in /diagnostics); see test/support/reliability_probe.py for the set-up.
 
     ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=47 .venv/bin/python benchmarks/bench_input_reliability.py
     ... --sizes 640x480 1280x720 --frames 100 --rate 10 --repeats 2
@@ -22,7 +22,7 @@ import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-sys.path[:0] = [str(ROOT), str(ROOT / "test"), str(ROOT / "benchmarks")]
+sys.path[:0] = [str(ROOT), str(ROOT / "test" / "support"), str(ROOT / "benchmarks")]
 
 from bench_model import cpu_name  # noqa: E402
 from reliability_probe import count_arrivals  # noqa: E402

@@ -1,6 +1,6 @@
 """Prints the node's parameter table (markdown) from dav2_ros.pipeline.settings.PARAM_SPECS, for README.md.
 
-test/test_readme.py checks that README.md holds exactly this table, so the README cannot drift from the code.
+test/packaging/test_readme.py checks that README.md holds exactly this table, so the README cannot drift from the code.
 """
 
 from dav2_ros.pipeline.settings import PARAM_SPECS

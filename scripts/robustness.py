@@ -22,12 +22,12 @@ import time
 from typing import Any, Callable
 
 PROJECT_DIR = pathlib.Path(__file__).resolve().parent.parent
-TEST_DIR = PROJECT_DIR / "test"
+SUPPORT_DIR = PROJECT_DIR / "test" / "support"
 
 # DDS stays on this machine, in a domain of its own, before anything loads rclpy.
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
-sys.path[:0] = [str(PROJECT_DIR), str(TEST_DIR)]
+sys.path[:0] = [str(PROJECT_DIR), str(SUPPORT_DIR)]
 
 from robustness_harness import (  # noqa: E402 -- after the DDS environment is set
     Camera,
@@ -135,11 +135,12 @@ def log_facts(rig: NodeRig) -> dict[str, Any]:
 
 def run_bad_input(args: argparse.Namespace, report: dict[str, Any]) -> None:
     """The bad-input module through pytest; it writes its table into the output folder."""
-    print("[robustness] bad input (pytest test/test_robustness_bad_input.py) ...", flush=True)
+    print("[robustness] bad input (pytest test/robustness/test_robustness_bad_input.py) ...", flush=True)
     env = dict(os.environ, DAV2_ROBUSTNESS_OUT=str(args.out), PYTHONPATH=str(PROJECT_DIR))
     started = time.monotonic()
+    bad_input_tests = PROJECT_DIR / "test" / "robustness" / "test_robustness_bad_input.py"
     completed = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                                str(TEST_DIR / "test_robustness_bad_input.py")], cwd=PROJECT_DIR, env=env,
+                                str(bad_input_tests)], cwd=PROJECT_DIR, env=env,
                                capture_output=True, text=True)
     summary = (completed.stdout.strip().splitlines() or [""])[-1]
     report["scenarios"]["bad_input"] = {"pytest_exit_code": completed.returncode, "summary": summary,

@@ -10,7 +10,12 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
 # folder keep it): the default CPU engine converts and compiles each network input shape once, not once per test.
 os.environ.setdefault("DAV2_ENGINE_CACHE", os.path.expanduser("~/.cache/dav2_ros/engines"))
 
+import sys  # noqa: E402
+
 import pytest  # noqa: E402
+
+# The helpers (node_harness, robustness_harness, ...) are imported by name from test/support.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "support"))
 
 from project_paths import BAGS_DIR, SHARED_DIR  # noqa: E402
 

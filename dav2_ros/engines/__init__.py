@@ -20,7 +20,7 @@ How an engine plugs in:
    Refuse what cannot work with `BackendUnavailable` (one line, with the pip command for a missing package);
    a shape that fails to compile raises `EngineShapeError` from `run` (its frames are refused, others go on).
 2. Add its `EngineSpec` to `registry.ENGINES` (module, imports it needs with their pip commands, devices,
-   precisions). The parameter's choices, the CLI flags and the parity tests (test/test_model_parity.py, over
+   precisions). The parameter's choices, the CLI flags and the parity tests (test/unit/model/test_model_parity.py, over
    `ENGINES`) pick it up from there.
 An engine that converts the torch network (OpenVINO, ONNX export) traces it with `tracing.trace` /
 `tracing.static_position_embeddings`: the position-embedding resize then comes from torch as a constant (exporters

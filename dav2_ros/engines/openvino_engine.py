@@ -11,7 +11,7 @@ model (`models/<encoder>_<type>_<fingerprint of weights and code>_<shape>.xml`) 
 Precision (`INFERENCE_PRECISION_HINT`): auto -> bf16 on a CPU with native bf16 (AVX512-BF16/AMX), else f32;
 fp32; bf16; int8 = NNCF weight compression (INT8_ASYM, data-free: the Linear and convolution weights stored as
 int8 with per-channel scales, activations in the auto precision) -- no calibration set to ship or pick, the same
-result on every robot; its accuracy is measured in test/test_model_parity.py and docs/performance.md.
+result on every robot; its accuracy is measured in test/unit/model/test_model_parity.py and docs/performance.md.
 `PERFORMANCE_HINT` LATENCY (one frame at a time, all threads on it); `INFERENCE_NUM_THREADS` from num_threads.
 """
 

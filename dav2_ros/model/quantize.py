@@ -5,7 +5,7 @@ weights become int8 (symmetric, one scale per output channel) once, and each cal
 (one scale per call, from the input's min/max) and runs torch's fbgemm (x86) or qnnpack (ARM) int8 GEMM with
 int32 accumulation and an fp32 result. Attention (softmax(QK^T)V), LayerNorm, GELU and the DPT head's
 convolutions stay fp32. The error this adds is measured against the exact mode in benchmarks/bench_pipeline.py
-and test/test_perf_quantize.py, never assumed.
+and test/unit/model/test_perf_quantize.py, never assumed.
 """
 
 from __future__ import annotations

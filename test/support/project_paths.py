@@ -4,7 +4,7 @@ that no test depends on the folder it sits in."""
 import os
 import pathlib
 
-TEST_DIR = pathlib.Path(__file__).resolve().parent
+TEST_DIR = pathlib.Path(__file__).resolve().parent.parent
 PROJECT_DIR = TEST_DIR.parent
 CONFIG_DIR = PROJECT_DIR / "config"
 DATA_DIR = TEST_DIR / "data"
