@@ -32,3 +32,14 @@ def shared_dir() -> pathlib.Path:
     if not SHARED_DIR.is_dir():
         pytest.skip("../shared is not present on this machine (parity fixtures and reference weights live there)")
     return SHARED_DIR
+
+
+UNIT_DIR = pathlib.Path(__file__).resolve().parent / "unit"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Marks the fast tier `unit`: every test under test/unit that does not start rclpy (no `ros` marker), so
+    `pytest -m unit` runs the ROS-free checks alone."""
+    for item in items:
+        if UNIT_DIR in item.path.parents and item.get_closest_marker("ros") is None:
+            item.add_marker(pytest.mark.unit)
