@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from dav2_ros.engines.export import FORMATS, ExportError, export_name, output_paths, trtexec_command
+from dav2_ros.model.config import PATCH_SIZE as PATCH
 from dav2_ros.weights.cache import WeightsNotFound, resolve_checkpoint
 from dav2_ros.weights.catalog import DATASET_CHOICES, DATASET_MAX_DEPTH, ENCODER_CHOICES, MODEL_TYPE_CHOICES
 
 PROG = "dav2_export"
-PATCH = 14  # dav2_ros.model.config.PATCH_SIZE, without importing torch before the inputs are checked
 
 
 class UsageError(ValueError):

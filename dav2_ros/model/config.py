@@ -8,6 +8,8 @@ from typing import Literal, get_args
 
 EncoderName = Literal["vits", "vitb", "vitl"]
 ModelType = Literal["metric", "relative"]
+# The training sets of the official metric checkpoints (DEFAULT_MAX_DEPTH gives each one's depth scale).
+Dataset = Literal["hypersim", "vkitti"]
 
 PATCH_SIZE = 14
 # The DINOv2 checkpoints were trained at 518x518: 37x37 patches (+1 class token) of position embeddings.

@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 
 from dav2_ros.geometry.depth_filters import TemporalFilter, edge_mask, valid_depth
+from dav2_ros.model.config import PATCH_SIZE
 
-PATCH_SIZE = 14
 DPT_GRID_PER_PATCH = 8  # DPT head: patch grid x4 (reassemble) x2 (last fusion) before the final upsampling
 #: A ground-truth pixel whose relative jump to an 8-neighbour exceeds this sits on a true depth edge.
 TRUE_EDGE_JUMP = 0.05

@@ -12,15 +12,14 @@ import math
 import pathlib
 import re
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Optional, Union
+from typing import Any, Literal, Mapping, Optional, Union, get_args
 
 from dav2_ros.engines.registry import BACKEND_CHOICES, ENGINES
+from dav2_ros.model.config import ENCODERS, PATCH_SIZE, Dataset, ModelType
+from dav2_ros.model.config import EncoderName as Encoder
 from dav2_ros.geometry.depth_filters import (DEFAULT_EDGE_DILATION, DEFAULT_EDGE_THRESHOLD, DEFAULT_MAX_GAP_S,
                                              DEFAULT_TEMPORAL_MODE, TEMPORAL_MODES)
 
-Encoder = Literal["vits", "vitb", "vitl"]
-ModelType = Literal["metric", "relative"]
-Dataset = Literal["hypersim", "vkitti"]
 Precision = Literal["auto", "fp32", "fp16", "bf16", "int8"]
 Backend = Literal["auto", "torch", "openvino", "onnxruntime"]
 Preprocess = Literal["auto", "exact", "fast"]
@@ -38,7 +37,6 @@ NODE_NAME = "depth_node"
 
 INPUT_SIZE_MIN = 70
 INPUT_SIZE_MAX = 1540
-PATCH_SIZE = 14
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 # A camera name is a relative ROS namespace: tokens of letters, digits and underscores, not starting with a digit.
 _CAMERA_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -67,13 +65,13 @@ class ParamSpec:
 
 PARAM_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("encoder", "vits", "DINOv2 backbone of the checkpoint: vits (Small, 25M), vitb (Base, 98M), "
-              "vitl (Large).", read_only=True, choices=("vits", "vitb", "vitl")),
+              "vitl (Large).", read_only=True, choices=tuple(ENCODERS)),
     ParamSpec("model_type", "metric", "metric: head outputs meters; relative: affine-invariant inverse depth "
               "(published on depth/relative; depth/image and points only with relative_scale).",
-              read_only=True, choices=("metric", "relative")),
+              read_only=True, choices=get_args(ModelType)),
     ParamSpec("dataset", "hypersim", "Training set of the official metric checkpoint picked when checkpoint is empty: "
               "hypersim (indoor, max_depth 20) or vkitti (outdoor, max_depth 80). Ignored for relative models.",
-              read_only=True, choices=("hypersim", "vkitti")),
+              read_only=True, choices=get_args(Dataset)),
     ParamSpec("max_depth", 20.0, "Metric head scale in meters (output = sigmoid * max_depth): 20 for Hypersim "
               "checkpoints, 80 for VKITTI. Must match the checkpoint's training.",
               read_only=True, float_range=(0.1, 1000.0)),

@@ -9,13 +9,11 @@ holds None and the downloader checks only the transfer size and that the file lo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional, get_args
+from typing import Optional, get_args
 
-from dav2_ros.model.config import DEFAULT_MAX_DEPTH  # torch-free: the one table of the metric heads' scales
-
-Encoder = Literal["vits", "vitb", "vitl"]
-ModelType = Literal["relative", "metric"]
-Dataset = Literal["hypersim", "vkitti"]
+# torch-free: the one vocabulary of encoders, head types, training sets and the metric heads' scales
+from dav2_ros.model.config import DEFAULT_MAX_DEPTH, Dataset, ModelType
+from dav2_ros.model.config import EncoderName as Encoder
 
 ENCODER_CHOICES: tuple[str, ...] = get_args(Encoder)
 MODEL_TYPE_CHOICES: tuple[str, ...] = get_args(ModelType)

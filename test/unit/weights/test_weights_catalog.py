@@ -84,7 +84,7 @@ def test_relative_ignores_dataset_and_lookup_by_filename():
     "args, message",
     [
         (("vitg", "relative", None), "encoder must be one of vits, vitb, vitl"),
-        (("vits", "absolute", None), "model type must be one of relative, metric"),
+        (("vits", "absolute", None), "model type must be one of metric, relative"),
         (("vits", "metric", "nyu"), "dataset must be one of hypersim, vkitti"),
         (("vits", "metric", None), "dataset must be one of hypersim, vkitti"),
     ],
