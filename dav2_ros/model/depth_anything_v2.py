@@ -1,4 +1,8 @@
-"""Depth Anything V2 = DINOv2 encoder + DPT head, relative (ReLU, inverse depth) or metric (sigmoid x max_depth)."""
+"""Depth Anything V2 = DINOv2 encoder + DPT head, relative (ReLU, inverse depth) or metric (sigmoid x max_depth).
+
+Mirrors `DepthAnythingV2` of `depth_anything_v2/dpt.py` in the official code
+(github.com/DepthAnything/Depth-Anything-V2); the metric head is `metric_depth/depth_anything_v2/dpt.py`'s.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""DINOv2 ViT backbone (ViT-S/B/L with patch 14), parameter names as in the official Depth Anything V2 checkpoints."""
+"""DINOv2 ViT backbone (ViT-S/B/L with patch 14), parameter names as in the official Depth Anything V2 checkpoints.
+
+Mirrors `DinoVisionTransformer` of `depth_anything_v2/dinov2.py` in the official code
+(github.com/DepthAnything/Depth-Anything-V2) (inference only).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""The DPT head of Depth Anything V2: reassemble four ViT layers, fuse them coarse to fine, predict one channel."""
+"""The DPT head of Depth Anything V2: reassemble four ViT layers, fuse them coarse to fine, predict one channel.
+
+Mirrors `DPTHead` and `_make_fusion_block` of `depth_anything_v2/dpt.py` and `_make_scratch` of
+`depth_anything_v2/util/blocks.py` in the official code (github.com/DepthAnything/Depth-Anything-V2).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Image -> network input: the official pipeline bit for bit ("exact", numpy/cv2 float64) or on the device ("fast")."""
+"""Image -> network input: the official pipeline bit for bit ("exact", numpy/cv2 float64) or on the device ("fast").
+
+Mirrors `image2tensor` of `depth_anything_v2/dpt.py` and `Resize`, `NormalizeImage`, `PrepareForNet` of
+`depth_anything_v2/util/transform.py` in the official code (github.com/DepthAnything/Depth-Anything-V2).
+"""
 
 from __future__ import annotations
 

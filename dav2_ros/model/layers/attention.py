@@ -1,4 +1,8 @@
-"""Multi-head self-attention with a fused qkv projection, computed by torch's scaled_dot_product_attention."""
+"""Multi-head self-attention with a fused qkv projection, computed by torch's scaled_dot_product_attention.
+
+Mirrors `MemEffAttention` of `depth_anything_v2/dinov2_layers/attention.py` in the official code
+(github.com/DepthAnything/Depth-Anything-V2).
+"""
 
 from __future__ import annotations
 

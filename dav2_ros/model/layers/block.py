@@ -1,4 +1,8 @@
-"""One pre-norm DINOv2 transformer block: x + ls1(attn(norm1(x))), then x + ls2(mlp(norm2(x)))."""
+"""One pre-norm DINOv2 transformer block: x + ls1(attn(norm1(x))), then x + ls2(mlp(norm2(x))).
+
+Mirrors `NestedTensorBlock` of `depth_anything_v2/dinov2_layers/block.py` in the official code
+(github.com/DepthAnything/Depth-Anything-V2) (inference only).
+"""
 
 from __future__ import annotations
 

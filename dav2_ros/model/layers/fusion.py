@@ -1,4 +1,8 @@
-"""The DPT head's refinement blocks: a pre-activation residual conv unit and the feature-fusion block."""
+"""The DPT head's refinement blocks: a pre-activation residual conv unit and the feature-fusion block.
+
+Mirrors `ResidualConvUnit` and `FeatureFusionBlock` of `depth_anything_v2/util/blocks.py` in the official code
+(github.com/DepthAnything/Depth-Anything-V2).
+"""
 
 from __future__ import annotations
 

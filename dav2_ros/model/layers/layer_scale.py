@@ -1,4 +1,8 @@
-"""LayerScale: a learned per-channel factor applied to each residual branch of a DINOv2 block."""
+"""LayerScale: a learned per-channel factor applied to each residual branch of a DINOv2 block.
+
+Mirrors `depth_anything_v2/dinov2_layers/layer_scale.py` in the official code
+(github.com/DepthAnything/Depth-Anything-V2).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""The transformer block's feed-forward network: Linear -> GELU (exact) -> Linear."""
+"""The transformer block's feed-forward network: Linear -> GELU (exact) -> Linear.
+
+Mirrors `Mlp` of `depth_anything_v2/dinov2_layers/mlp.py` in the official code
+(github.com/DepthAnything/Depth-Anything-V2).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Patch embedding: a stride-14 convolution that turns an image into a sequence of patch tokens."""
+"""Patch embedding: a stride-14 convolution that turns an image into a sequence of patch tokens.
+
+Mirrors `PatchEmbed` of `depth_anything_v2/dinov2_layers/patch_embed.py` in the official code
+(github.com/DepthAnything/Depth-Anything-V2).
+"""
 
 from __future__ import annotations
 
