@@ -179,7 +179,7 @@ def test_shutdown_from_any_state_finalizes(tmp_path, reach):
         assert lifecycle.get_state() == FINALIZED
         lifecycle.close()
         node.send_signal()
-        assert node.wait(30.0) == 0
+        assert node.wait(90.0) == 0  # a bound, not a timing: once > 30 s while seven jobs shared the two cores
         assert "Traceback" not in node.output
 
 
