@@ -22,14 +22,12 @@ from dav2_ros.engines.base import BackendUnavailable, EngineOptions
 from dav2_ros.geometry.intrinsics import Intrinsics
 from dav2_ros.model.estimator import DepthEstimator
 from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, ProcessingSettings
-from project_paths import PARITY_DIR, SHARED_CASES_DIR
+from parity_cases import BUNDLED, SHARED, load_case
+from project_paths import PARITY_DIR
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install '.[onnx]')")
 
 BUNDLED_DIR = PARITY_DIR
-SHARED_DIR = SHARED_CASES_DIR if SHARED_CASES_DIR.is_dir() else None
-BUNDLED = sorted(BUNDLED_DIR.glob("*.npz"))
-SHARED = sorted(p for p in SHARED_DIR.glob("*.npz") if p.name not in {b.name for b in BUNDLED}) if SHARED_DIR else []
 PARITY_TOLERANCE = 1e-4  # max|ours - official| <= this * max|official|, as torch fp32
 HAS_CUDA = torch.cuda.is_available()
 GPU_PROVIDERS = {oe.TENSORRT, oe.CUDA} & set(ort.get_available_providers())
@@ -42,12 +40,6 @@ def _case_params() -> list:
         params.append(pytest.param(None, id="shared-cases", marks=pytest.mark.skip(
             reason="../shared/reference/cases is absent on this machine; only the bundled fixtures are checked")))
     return params
-
-
-def _load_case(path: pathlib.Path) -> dict:
-    with np.load(path) as z:
-        return {"image_bgr": z["image_bgr"], "depth": z["depth"], "encoder": str(z["encoder"]),
-                "input_size": int(z["input_size"]), "max_depth": float(z["max_depth"])}
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +71,7 @@ def _estimator(cache: pathlib.Path, encoder: str, model_type: str, max_depth: fl
 
 @pytest.mark.parametrize("path", _case_params())
 def test_matches_the_official_outputs(path: pathlib.Path, cache_dir: pathlib.Path) -> None:
-    case = _load_case(path)
+    case = load_case(path)
     metric = case["max_depth"] > 0
     est = _estimator(cache_dir, case["encoder"], "metric" if metric else "relative",
                      case["max_depth"] if metric else 20.0)
@@ -215,7 +207,7 @@ GPU_SKIP = pytest.mark.skipif(not (HAS_CUDA and GPU_PROVIDERS), reason="needs a 
 def test_gpu_providers_match_the_official_output(providers, precision, tolerance, tmp_path: pathlib.Path) -> None:
     if oe.TENSORRT in [oe.PROVIDER_ALIASES[p] for p in providers] and oe.TENSORRT not in GPU_PROVIDERS:
         pytest.skip("this onnxruntime-gpu build has no TensorRT execution provider")
-    case = _load_case(BUNDLED_DIR / "tum_metric20_vits_518.npz")
+    case = load_case(BUNDLED_DIR / "tum_metric20_vits_518.npz")
     est = DepthEstimator.random(encoder="vits", model_type="metric", max_depth=20.0, device="cuda", precision=precision,
                                 preprocess="exact", backend="onnxruntime",
                                 engine_options=EngineOptions(cache_dir=tmp_path, onnx_providers=providers))

@@ -15,6 +15,7 @@ from dav2_ros.geometry.intrinsics import Intrinsics
 from dav2_ros.model.device_geometry import edge_keep
 from dav2_ros.model.estimator import DepthEstimator
 from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, ProcessingSettings
+from parity_cases import case_image, reference_vits
 from project_paths import PARITY_DIR
 
 FIXTURE = PARITY_DIR / "tum_vits_308.npz"
@@ -49,14 +50,12 @@ def test_the_torch_twin_gives_the_numpy_mask(seed: int, threshold: float, dilati
 
 @pytest.fixture(scope="module")
 def frame() -> np.ndarray:
-    with np.load(FIXTURE) as z:
-        return z["image_bgr"]
+    return case_image(FIXTURE)
 
 
 @pytest.fixture(scope="module")
 def estimator() -> DepthEstimator:
-    return DepthEstimator.random(encoder="vits", model_type="metric", max_depth=20.0, device="cpu",
-                                 precision="fp32", preprocess="fast", backend="torch")
+    return reference_vits("fast")
 
 
 def intrinsics(width: int, height: int) -> Intrinsics:

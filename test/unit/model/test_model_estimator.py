@@ -10,6 +10,7 @@ import torch
 
 from dav2_ros.model.estimator import DepthEstimator
 from dav2_ros.model.preprocess import FastPreprocessor, exact_preprocess, network_size
+from parity_cases import case_image, reference_vits
 from project_paths import PARITY_DIR
 
 FIXTURE = PARITY_DIR / "tum_small_vits_518.npz"
@@ -17,20 +18,17 @@ FIXTURE = PARITY_DIR / "tum_small_vits_518.npz"
 
 @pytest.fixture(scope="module")
 def frame_bgr() -> np.ndarray:
-    with np.load(FIXTURE) as z:
-        return z["image_bgr"]
+    return case_image(FIXTURE)
 
 
 @pytest.fixture(scope="module")
 def estimator() -> DepthEstimator:
-    return DepthEstimator.random(encoder="vits", model_type="metric", max_depth=20.0, device="cpu",
-                                 precision="fp32", preprocess="exact", backend="torch")
+    return reference_vits("exact")
 
 
 @pytest.fixture(scope="module")
 def fast_estimator() -> DepthEstimator:
-    return DepthEstimator.random(encoder="vits", model_type="metric", max_depth=20.0, device="cpu",
-                                 precision="fp32", preprocess="fast", backend="torch")
+    return reference_vits("fast")
 
 
 @pytest.mark.parametrize(("height", "width", "input_size", "expected"), [

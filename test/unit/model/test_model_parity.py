@@ -9,12 +9,10 @@ import pytest
 
 from dav2_ros.engines.base import EngineOptions
 from dav2_ros.model.estimator import DepthEstimator
+from parity_cases import BUNDLED, SHARED, load_case
 from project_paths import PARITY_DIR, SHARED_CASES_DIR
 
 FIXTURE_DIR = PARITY_DIR
-SHARED_CASES = SHARED_CASES_DIR
-BUNDLED = sorted(FIXTURE_DIR.glob("*.npz"))
-SHARED = sorted(p for p in SHARED_CASES.glob("*.npz") if p.name not in {b.name for b in BUNDLED})
 
 EXACT_TOLERANCE = 1e-4  # max|ours - ref| <= this * max|ref|
 FAST_FP32_TOLERANCE = 0.01  # mean|ours - ref| / mean|ref|
@@ -22,13 +20,6 @@ BF16_TOLERANCE = 0.02
 # bf16 is emulated (about 10x slower than fp32) on CPUs without AVX512-BF16/AMX: checked on the cheapest case only;
 # benchmarks/bench_model.py --accuracy measures every case.
 BF16_CASE = FIXTURE_DIR / "tum_vits_308.npz"
-
-
-def load_case(path: pathlib.Path) -> dict:
-    """The fields of one fixture as plain Python/numpy values."""
-    with np.load(path) as z:
-        return {"image_bgr": z["image_bgr"], "depth": z["depth"], "encoder": str(z["encoder"]),
-                "input_size": int(z["input_size"]), "max_depth": float(z["max_depth"])}
 
 
 _ESTIMATORS: dict[tuple, DepthEstimator] = {}
@@ -66,7 +57,7 @@ def case_params(skip_vitb: bool = False) -> list:
                    for p in SHARED]
     else:
         params.append(pytest.param(None, id="shared-cases", marks=pytest.mark.skip(
-            reason=f"{SHARED_CASES} is absent on this machine; only the bundled fixtures are checked")))
+            reason=f"{SHARED_CASES_DIR} is absent on this machine; only the bundled fixtures are checked")))
     return params
 
 

@@ -22,6 +22,7 @@ from dav2_ros.model.estimator import DepthEstimator
 from dav2_ros.pipeline.builders import processing_settings, warm_up
 from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, ProcessingSettings
 from dav2_ros.pipeline.settings import NodeSettings
+from parity_cases import case_image, reference_vits
 from project_paths import PARITY_DIR
 
 FIXTURE = PARITY_DIR / "tum_vits_308.npz"
@@ -36,14 +37,12 @@ def camera_pair(width: int, height: int) -> tuple[Intrinsics, PinholeRays]:
 
 @pytest.fixture(scope="module")
 def frame() -> np.ndarray:
-    with np.load(FIXTURE) as z:
-        return z["image_bgr"]
+    return case_image(FIXTURE)
 
 
 @pytest.fixture(scope="module")
 def estimator() -> DepthEstimator:
-    return DepthEstimator.random(encoder="vits", model_type="metric", max_depth=20.0, device="cpu",
-                                 precision="fp32", preprocess="fast", backend="torch")
+    return reference_vits("fast")
 
 
 @pytest.mark.parametrize("stride", [1, 3, 7])
