@@ -16,9 +16,7 @@ import os
 import pathlib
 import re
 import string
-import struct
 import time
-import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Optional
 
@@ -26,12 +24,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from dav2_ros.conversions.errors import MAX_PIXELS, MAX_SIDE
 from dav2_ros.node.depth_node import WARN_PERIOD_S
 from dav2_ros.pipeline.processing import MAX_ASPECT_RATIO
+from bad_frames import altered_raw, compressed_frame, png_header
 from robustness_harness import Camera, Diag, NodeRig, counter_delta, stamp_key, to_stamp
 
 pytestmark = pytest.mark.ros
@@ -66,28 +65,6 @@ def rigs(camera):
 
 
 # ----------------------------------------------------------------------------------- named cases
-def _raw(camera: Camera, stamp: float, **fields: Any) -> Image:
-    """The camera's frame with some fields replaced (data: bytes of the given length, or bytes)."""
-    msg = camera.image(stamp)
-    values = dict(height=msg.height, width=msg.width, encoding=msg.encoding, is_bigendian=0, step=msg.step,
-                  data=bytes(msg.data))
-    values.update(fields)
-    if isinstance(values["data"], int):
-        values["data"] = bytes(np.random.default_rng(values["data"]).integers(0, 256, values["data"], np.uint8))
-    return Image(header=msg.header, **values)
-
-
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG signature and IHDR chunk declaring `width` x `height` (RGB, 8 bit), with a valid CRC, no pixels."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr
-            + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr)))
-
-
-def _compressed(camera: Camera, stamp: float, fmt: str, data: bytes) -> CompressedImage:
-    return CompressedImage(header=camera.header(stamp), format=fmt, data=data)
-
-
 def _garbage(size: int, seed: int = 7) -> bytes:
     return bytes(np.random.default_rng(seed).integers(0, 256, size, np.uint8))
 
@@ -131,69 +108,73 @@ class Case:
 
 W, H = 160, 120
 CASES = [
-    Case("Image encoding 16UC1 (depth)", "image", lambda c, t: _raw(c, t, encoding="16UC1", step=2 * W, data=2 * W * H),
+    Case("Image encoding 16UC1 (depth)", "image",
+         lambda c, t: altered_raw(c, t, encoding="16UC1", step=2 * W, data=2 * W * H),
          "rejected.unsupported_encoding", r"image rejected \(unsupported_encoding\): Image encoding '16UC1' is not "
          r"supported; use one of rgb8, bgr8"),
-    Case("step smaller than width x channels", "image", lambda c, t: _raw(c, t, step=3 * W - 1, data=(3 * W - 1) * H),
+    Case("step smaller than width x channels", "image",
+         lambda c, t: altered_raw(c, t, step=3 * W - 1, data=(3 * W - 1) * H),
          "rejected.bad_step", r"image rejected \(bad_step\): Image step 479 is smaller than width 160 x 3 bytes"),
-    Case("data 1 byte shorter than height x step", "image", lambda c, t: _raw(c, t, data=3 * W * H - 1),
+    Case("data 1 byte shorter than height x step", "image", lambda c, t: altered_raw(c, t, data=3 * W * H - 1),
          "rejected.bad_data_size", r"image rejected \(bad_data_size\): Image data has 57599 bytes, expected height "
          r"120 x step 480 = 57600"),
-    Case("zero width", "image", lambda c, t: _raw(c, t, width=0, step=0, data=b""),
+    Case("zero width", "image", lambda c, t: altered_raw(c, t, width=0, step=0, data=b""),
          "rejected.bad_size", r"image rejected \(bad_size\): Image size 0x120 is outside 1\.\.16384"),
     Case("CameraInfo K all zeros", "camera_info", lambda c, t: c.camera_info(t, k=np.zeros(9)),
          "cloud_skipped.camera_info_k_zero", r"CameraInfo unusable \(k_zero\): CameraInfo\.k is all zeros"),
-    Case("Image 1x300 (aspect 300:1)", "image", lambda c, t: _raw(c, t, width=300, height=1, step=900, data=900),
+    Case("Image 1x300 (aspect 300:1)", "image", lambda c, t: altered_raw(c, t, width=300, height=1, step=900, data=900),
          "rejected.bad_aspect", r"image rejected \(bad_aspect\): image is 300x1, more elongated than 8:1"),
-    Case("CompressedImage of random bytes", "compressed", lambda c, t: _compressed(c, t, "jpeg", _garbage(5000)),
+    Case("CompressedImage of random bytes", "compressed", lambda c, t: compressed_frame(c, t, "jpeg", _garbage(5000)),
          "rejected.decode_failed", r"image rejected \(decode_failed\): CompressedImage data \(5000 bytes, format "
          r"'jpeg', starts [0-9a-f]{16}\) is not a JPEG/PNG"),
     Case("CameraInfo K with NaN", "camera_info", lambda c, t: c.camera_info(t, k=_k(c, k0=np.nan)),
          "cloud_skipped.camera_info_k_not_finite", r"CameraInfo unusable \(k_not_finite\): CameraInfo\.k has NaN "
          r"or inf: \[\[nan"),
-    Case("Image encoding bayer_rggb8", "image", lambda c, t: _raw(c, t, encoding="bayer_rggb8", step=W, data=W * H),
+    Case("Image encoding bayer_rggb8", "image",
+         lambda c, t: altered_raw(c, t, encoding="bayer_rggb8", step=W, data=W * H),
          "rejected.unsupported_encoding", r"image rejected \(unsupported_encoding\): Image encoding 'bayer_rggb8'"),
-    Case("CompressedImage with empty data", "compressed", lambda c, t: _compressed(c, t, "jpeg", b""),
+    Case("CompressedImage with empty data", "compressed", lambda c, t: compressed_frame(c, t, "jpeg", b""),
          "rejected.empty_data", r"image rejected \(empty_data\): CompressedImage \(format 'jpeg'\) has no data"),
     Case("height 100000, width 100000 declared, 57600 bytes", "image",
-         lambda c, t: _raw(c, t, width=100_000, height=100_000, step=300_000),
+         lambda c, t: altered_raw(c, t, width=100_000, height=100_000, step=300_000),
          "rejected.bad_size", r"image rejected \(bad_size\): Image size 100000x100000 is outside 1\.\.16384"),
     Case("CameraInfo negative focal length", "camera_info", lambda c, t: c.camera_info(t, k=_k(c, k0=-c.k[0])),
          "cloud_skipped.camera_info_negative_focal", r"CameraInfo unusable \(negative_focal\): CameraInfo\.k has "
          r"fx=-131\.25, fy=131\.25; focal lengths must be positive"),
-    Case("data 7 bytes longer than height x step", "image", lambda c, t: _raw(c, t, data=3 * W * H + 7),
+    Case("data 7 bytes longer than height x step", "image", lambda c, t: altered_raw(c, t, data=3 * W * H + 7),
          "rejected.bad_data_size", r"image rejected \(bad_data_size\): Image data has 57607 bytes, expected "),
     Case("CompressedImage format 'compressedDepth'", "compressed",
-         lambda c, t: _compressed(c, t, "16UC1; compressedDepth png", bytes(c.jpeg(t).data)),
+         lambda c, t: compressed_frame(c, t, "16UC1; compressedDepth png", bytes(c.jpeg(t).data)),
          "rejected.unsupported_format", r"image rejected \(unsupported_format\): CompressedImage format "
          r"'16UC1; compressedDepth png' is a depth transport"),
     Case("CameraInfo of another aspect (160x160 for 160x120 images)", "camera_info",
          lambda c, t: c.camera_info(t, width=160, height=160),
          "cloud_skipped.camera_info_aspect_mismatch", r"CameraInfo unusable \(aspect_mismatch\): CameraInfo is "
          r"160x160 but the image is 160x120"),
-    Case("Image encoding yuv422", "image", lambda c, t: _raw(c, t, encoding="yuv422", step=2 * W, data=2 * W * H),
+    Case("Image encoding yuv422", "image",
+         lambda c, t: altered_raw(c, t, encoding="yuv422", step=2 * W, data=2 * W * H),
          "rejected.unsupported_encoding", r"image rejected \(unsupported_encoding\): Image encoding 'yuv422'"),
-    Case("zero height", "image", lambda c, t: _raw(c, t, height=0, data=b""),
+    Case("zero height", "image", lambda c, t: altered_raw(c, t, height=0, data=b""),
          "rejected.bad_size", r"image rejected \(bad_size\): Image size 160x0 is outside"),
     Case("CompressedImage format 'h264' of random bytes", "compressed",
-         lambda c, t: _compressed(c, t, "h264", _garbage(3000, seed=11)),
+         lambda c, t: compressed_frame(c, t, "h264", _garbage(3000, seed=11)),
          "rejected.decode_failed", r"image rejected \(decode_failed\): CompressedImage data \(3000 bytes, format "
          r"'h264'"),
     Case("CameraInfo K with inf", "camera_info", lambda c, t: c.camera_info(t, k=_k(c, k4=np.inf)),
          "cloud_skipped.camera_info_k_not_finite", r"CameraInfo unusable \(k_not_finite\): CameraInfo\.k has NaN or "
          r"inf: \[\[131\.25, 0\.0, 79\.5\], \[0\.0, inf,"),
-    Case("Image encoding 32FC1", "image", lambda c, t: _raw(c, t, encoding="32FC1", step=4 * W, data=4 * W * H),
+    Case("Image encoding 32FC1", "image", lambda c, t: altered_raw(c, t, encoding="32FC1", step=4 * W, data=4 * W * H),
          "rejected.unsupported_encoding", r"image rejected \(unsupported_encoding\): Image encoding '32FC1'"),
-    Case("PNG header declaring 100000x100000", "compressed", lambda c, t: _compressed(c, t, "png", _png_header(
+    Case("PNG header declaring 100000x100000", "compressed", lambda c, t: compressed_frame(c, t, "png", png_header(
         100_000, 100_000)), "rejected.bad_size", r"image rejected \(bad_size\): CompressedImage declared size "
          r"100000x100000 is outside"),
     Case("16000x16000 declared (256 Mpx), 57600 bytes", "image",
-         lambda c, t: _raw(c, t, width=16_000, height=16_000, step=48_000),
+         lambda c, t: altered_raw(c, t, width=16_000, height=16_000, step=48_000),
          "rejected.bad_size", r"image rejected \(bad_size\): Image size 16000x16000 has more than 67108864 pixels"),
-    Case("CompressedImage format 'h264' carrying a JPEG", "compressed", lambda c, t: _compressed(
+    Case("CompressedImage format 'h264' carrying a JPEG", "compressed", lambda c, t: compressed_frame(
         c, t, "h264", bytes(c.jpeg(t).data)), "published", None,
          note="accepted: the bytes decide the codec, the format string is free text"),
-    Case("is_bigendian=1 on rgb8", "image", lambda c, t: _raw(c, t, is_bigendian=1), "published", None,
+    Case("is_bigendian=1 on rgb8", "image", lambda c, t: altered_raw(c, t, is_bigendian=1), "published", None,
          note="accepted: 8-bit channels have no byte order"),
     Case("CameraInfo at half size (80x60, K scaled)", "camera_info", lambda c, t: c.camera_info(
         t, width=80, height=60, k=_k(c, k0=c.k[0] / 2, k4=c.k[4] / 2, k2=(c.k[2] + 0.5) / 2 - 0.5,
@@ -204,7 +185,7 @@ CASES = [
     Case("CameraInfo with distortion D != 0", "camera_info", lambda c, t: c.camera_info(t, d=FISHEYE_D),
          "published", r"CameraInfo on /dav2_robust_raw/camera_info has non-zero distortion D = \[0\.14652, "
          r"-0\.28473.*assumed to be rectified", note="K used as is, input assumed rectified, said once"),
-    Case("Image encoding '' (empty)", "image", lambda c, t: _raw(c, t, encoding=""),
+    Case("Image encoding '' (empty)", "image", lambda c, t: altered_raw(c, t, encoding=""),
          "rejected.unsupported_encoding", r"image rejected \(unsupported_encoding\): Image encoding '' is not"),
 ]
 
@@ -345,7 +326,7 @@ def test_repeated_bad_input_is_counted_every_time_but_said_once_per_period(rigs,
     base = rig.wait_idle(time.time())
     burst = 12
     for i in range(burst):
-        rig.publish(_raw(camera, time.time(), encoding="bayer_rggb8", step=W, data=W * H))
+        rig.publish(altered_raw(camera, time.time(), encoding="bayer_rggb8", step=W, data=W * H))
         time.sleep(0.05)
     first = time.monotonic()
     after = rig.wait_idle(time.time(), base.frames_in + 1)
@@ -356,7 +337,7 @@ def test_repeated_bad_input_is_counted_every_time_but_said_once_per_period(rigs,
     assert len(re.findall(pattern, rig.log)) == lines_before + 1, "the burst was not throttled to one warning"
 
     time.sleep(max(0.0, first + WARN_PERIOD_S + 0.3 - time.monotonic()))
-    rig.publish(_raw(camera, time.time(), encoding="bayer_rggb8", step=W, data=W * H))
+    rig.publish(altered_raw(camera, time.time(), encoding="bayer_rggb8", step=W, data=W * H))
     line = rig.wait_for_log(pattern + r".*\((\d+) more like this in the last \d+ s\)", timeout=15.0)
     suppressed = int(re.search(r"\((\d+) more like this", line).group(1))
     assert suppressed == rejected - 1, (suppressed, rejected)

@@ -31,6 +31,7 @@ from dav2_ros.node.depth_node import WARN_PERIOD_S
 from dav2_ros.pipeline.processing import FrameProcessor
 from estimator_spy import EstimatorSpy
 from node_harness import DdsClient, InProcessNode, every, same_header, wait_until
+from bad_frames import altered_raw, compressed_frame, png_header
 from robustness_harness import BASE_PARAMS, Camera
 
 pytestmark = pytest.mark.ros
@@ -172,16 +173,6 @@ class NodeLog:
 
 
 # ------------------------------------------------------------------------------------------------ frames
-def _raw(camera: Camera, stamp: float, **fields: Any) -> Image:
-    msg = camera.image(stamp)
-    values = dict(height=msg.height, width=msg.width, encoding=msg.encoding, is_bigendian=0, step=msg.step,
-                  data=bytes(msg.data))
-    values.update(fields)
-    if isinstance(values["data"], int):
-        values["data"] = bytes(np.random.default_rng(values["data"]).integers(0, 256, values["data"], np.uint8))
-    return Image(header=msg.header, **values)
-
-
 def _elongated_raw(camera: Camera, stamp: float) -> Image:
     """A 2000x10 rgb8 image: valid, but far more elongated than the model takes (and than the CameraInfo)."""
     pixels = np.ascontiguousarray(np.tile(camera.pixels[:10], (1, 13, 1))[:, :2000])
@@ -194,19 +185,6 @@ def _elongated_jpeg(camera: Camera, stamp: float) -> CompressedImage:
     ok, encoded = cv2.imencode(".jpg", pixels)
     assert ok
     return CompressedImage(header=camera.header(stamp), format="jpeg", data=encoded.tobytes())
-
-
-def _png_header(width: int, height: int) -> bytes:
-    import struct
-    import zlib
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr
-            + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr)))
-
-
-def _compressed(camera: Camera, stamp: float, fmt: str, data: bytes) -> CompressedImage:
-    return CompressedImage(header=camera.header(stamp), format=fmt, data=data)
 
 
 def _good(camera: Camera, transport: str, stamp: float) -> Any:
@@ -241,26 +219,26 @@ FAILURES = [
 ]
 REFUSALS = {
     "raw": [
-        Case("unsupported_encoding", lambda c, t, s: _raw(c, s, encoding="yuv422", step=2 * W, data=2 * W * H),
+        Case("unsupported_encoding", lambda c, t, s: altered_raw(c, s, encoding="yuv422", step=2 * W, data=2 * W * H),
              r"image rejected \(unsupported_encoding\): Image encoding 'yuv422' is not supported"),
-        Case("bad_size", lambda c, t, s: _raw(c, s, width=0, step=0, data=b""),
+        Case("bad_size", lambda c, t, s: altered_raw(c, s, width=0, step=0, data=b""),
              r"image rejected \(bad_size\): Image size 0x120 is outside 1\.\.16384 pixels per side"),
-        Case("bad_step", lambda c, t, s: _raw(c, s, step=3 * W - 1, data=(3 * W - 1) * H),
+        Case("bad_step", lambda c, t, s: altered_raw(c, s, step=3 * W - 1, data=(3 * W - 1) * H),
              r"image rejected \(bad_step\): Image step 479 is smaller than width 160 x 3 bytes"),
-        Case("bad_data_size", lambda c, t, s: _raw(c, s, data=3 * W * H - 1),
+        Case("bad_data_size", lambda c, t, s: altered_raw(c, s, data=3 * W * H - 1),
              r"image rejected \(bad_data_size\): Image data has 57599 bytes, expected height 120 x step 480"),
         Case("bad_aspect", lambda c, t, s: _elongated_raw(c, s),
              r"image rejected \(bad_aspect\): image is 2000x10, more elongated than 8:1"),
     ],
     "compressed": [
-        Case("empty_data", lambda c, t, s: _compressed(c, s, "jpeg", b""),
+        Case("empty_data", lambda c, t, s: compressed_frame(c, s, "jpeg", b""),
              r"image rejected \(empty_data\): CompressedImage \(format 'jpeg'\) has no data"),
-        Case("decode_failed", lambda c, t, s: _compressed(c, s, "jpeg", bytes(range(256)) * 8),
+        Case("decode_failed", lambda c, t, s: compressed_frame(c, s, "jpeg", bytes(range(256)) * 8),
              r"image rejected \(decode_failed\): CompressedImage data \(2048 bytes, format 'jpeg'"),
-        Case("unsupported_format", lambda c, t, s: _compressed(c, s, "16UC1; compressedDepth png",
-                                                               bytes(c.jpeg(s).data)),
+        Case("unsupported_format", lambda c, t, s: compressed_frame(c, s, "16UC1; compressedDepth png",
+                                                                    bytes(c.jpeg(s).data)),
              r"image rejected \(unsupported_format\): CompressedImage format '16UC1; compressedDepth png'"),
-        Case("bad_size", lambda c, t, s: _compressed(c, s, "png", _png_header(100_000, 100_000)),
+        Case("bad_size", lambda c, t, s: compressed_frame(c, s, "png", png_header(100_000, 100_000)),
              r"image rejected \(bad_size\): CompressedImage declared size 100000x100000 is outside"),
         Case("bad_aspect", lambda c, t, s: _elongated_jpeg(c, s),
              r"image rejected \(bad_aspect\): image is 2000x10, more elongated than 8:1"),
