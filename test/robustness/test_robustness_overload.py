@@ -18,9 +18,9 @@ pytestmark = pytest.mark.ros
 # burst can lose its last frames in transport (a CI run published the newest frame that *arrived*, 22 frames
 # before the last one sent); reliable + keep-last still lets the node's subscription drop old frames for new.
 SLOW_MODEL = {"encoder": "vits", "input_size": 364, "qos.input_reliability": "reliable"}
-# 320x240: the network input (and so the cost) depends on input_size, not on the image size; a small
-# frame keeps fragmentation out of what is measured.
-IMAGE_WIDTH = 320
+# 160x120 (57.6 KB): the network input (and so the cost) depends on input_size, not on the image size; a small
+# frame keeps DDS delivery (fragments, resends) out of what is measured.
+IMAGE_WIDTH = 160
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +37,9 @@ def rig():
         rig.close()
 
 
-def assert_bounded_and_newest_first(result: StreamResult) -> None:
-    """What overload must never do: hold a queue, publish stale frames, let latency or memory grow."""
+def assert_bounded_and_newest_first(result: StreamResult, delivery_s: float = 1.0) -> None:
+    """What overload must never do: hold a queue, publish stale frames, let latency or memory grow. `delivery_s`:
+    what DDS may add to a frame's latency (stamp -> depth received) before the node has the frame."""
     frame_s = result.frame_s
     assert frame_s > 0 and result.published >= 1, result
     # every frame the node received left it: published, dropped for a newer one, or rejected
@@ -49,7 +50,7 @@ def assert_bounded_and_newest_first(result: StreamResult) -> None:
     # the newest frame wins: the last output is one of the last frames sent, not a queued old one
     assert result.last_published_stamp in result.sent_stamps[-3:], result
     # latency: one frame in the model plus at most one waiting, however slow the model is at the moment
-    assert result.latency.max_ms <= (2 * result.slowest_frame_s + 1.0) * 1e3, result
+    assert result.latency.max_ms <= (2 * result.slowest_frame_s + delivery_s) * 1e3, result
 
 
 def assert_frames_never_queue(result: StreamResult, rate_hz: float) -> None:
@@ -84,7 +85,10 @@ def test_burst_of_200_frames_at_once(rig, camera):
     result = run_burst(rig, camera, count=200)
     report(result)
     assert result.published <= 4, "a burst must not be worked off frame by frame"
-    assert_bounded_and_newest_first(result)
+    # 200 reliable frames (46 MB) published at once: DDS may take seconds to deliver the last of them (lost
+    # fragments are resent when the writer's heartbeat comes; a clean-clone CI run: 1.0 s more than locally). A
+    # queue in the node would add a whole frame time per frame held, which `published` and `drain_s` bound.
+    assert_bounded_and_newest_first(result, delivery_s=3.0)
     assert result.drain_s <= 3 * result.frame_s + 2.0, "the burst was not drained within a few frames' time"
     assert result.rss_max_mb - result.rss_start_mb <= 100, result
 
