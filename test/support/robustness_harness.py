@@ -284,6 +284,7 @@ class NodeRig:
         self.client: Optional[DdsClient] = None
         self._diag_lock = threading.Lock()
         self._diags: list[Diag] = []
+        self._last_info: Optional[CameraInfo] = None  # re-sent when a wait finds the node without one
 
     # --- lifecycle
     def start(self, wait_outputs: bool = True) -> "NodeRig":
@@ -431,20 +432,28 @@ class NodeRig:
     # --- inputs and outputs
     def publish(self, msg: Any) -> None:
         """Publish an image (Image or CompressedImage, as the node's transport) or a CameraInfo."""
+        if isinstance(msg, CameraInfo):
+            self._last_info = msg
         (self.info_pub if isinstance(msg, CameraInfo) else self.image_pub).publish(msg)
 
     def wait_outputs(self, sent: Any, cloud: bool = True, timeout: float = OUTPUT_TIMEOUT_S
                      ) -> tuple[Image, Optional[CameraInfo], Optional[PointCloud2]]:
         """depth/image (and depth/camera_info + points when `cloud`) with `sent`'s stamp; re-sends `sent`
-        every few seconds until they arrive (its input is best effort)."""
+        every few seconds until they arrive (its input is best effort), with the last CameraInfo first when the
+        depth came without them (that CameraInfo was lost: a clean-clone CI run waited 90 s for a cloud)."""
         recorders = [self.depth] + ([self.depth_info, self.points] if cloud else [])
         last_send = [time.monotonic()]
 
         def arrived() -> bool:
             if all(r.has(sent.header.stamp) for r in recorders):
                 return True
-            if not self.depth.has(sent.header.stamp) and time.monotonic() - last_send[0] > RESEND_AFTER_S:
+            if time.monotonic() - last_send[0] > RESEND_AFTER_S:
                 last_send[0] = time.monotonic()
+                if self.depth.has(sent.header.stamp):  # depth without the cloud: the node has no CameraInfo
+                    if self._last_info is None:
+                        return False
+                    self.publish(self._last_info)
+                    time.sleep(0.2)  # the CameraInfo first, on its own topic
                 self.publish(sent)
             return False
 
