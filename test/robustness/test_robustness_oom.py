@@ -89,7 +89,9 @@ def live(camera):
     from node_harness import DdsClient, InProcessNode
     from robustness_harness import BASE_PARAMS
 
-    with InProcessNode(BASE_PARAMS, namespace=NAMESPACE) as node, DdsClient("dav2_oom_client") as client:
+    # reliable input: each frame (and the one CameraInfo) is published once and must arrive
+    params = dict(BASE_PARAMS, **{"qos.input_reliability": "reliable"})
+    with InProcessNode(params, namespace=NAMESPACE) as node, DdsClient("dav2_oom_client") as client:
         rig = SimpleNamespace(
             node=node, client=client,
             image_pub=client.publisher(Image, f"{NAMESPACE}/image"),
