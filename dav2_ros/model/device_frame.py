@@ -283,7 +283,8 @@ class DeviceFramePipeline:
             device_rays = host_rays.to(self.device) if cuda else host_rays
             channels = self._channel_orders["rgb"].clone()
         ray_views = [(device_rays[i * ray_length: i * ray_length + cols].view(1, cols),
-                      device_rays[i * ray_length + cols: (i + 1) * ray_length].view(rows, 1)) for i in range(batch)]
+                      device_rays[i * ray_length + cols: (i + 1) * ray_length].view(rows, 1))
+                     for i in range(batch)] if self.points else []  # depth only: no rays, no points
         self._buffers[key] = _Buffers(key, host_in, device_in, device_out, host_out, host_rays, device_rays,
                                       ray_views, channels, layout, [_UNSET] * batch, color_order="rgb")
         self.geometries_created += 1

@@ -147,12 +147,14 @@ def count_buffers(monkeypatch) -> list[tuple]:
     return created
 
 
+@pytest.mark.parametrize("publish_cloud", [True, False])
 def test_the_first_camera_frame_reuses_what_the_warm_up_built(frame: np.ndarray, estimator: DepthEstimator,
-                                                              count_buffers: list) -> None:
+                                                              count_buffers: list, publish_cloud: bool) -> None:
     """The warm-up's made-up camera and RGB order vs the camera's real intrinsics and BGR: same geometry, so the first
     real frame allocates nothing (with CUDA graphs it would otherwise evict the warm-up's graph and capture anew)."""
     height, width = frame.shape[:2]
-    settings = NodeSettings(input_size=INPUT_SIZE, warmup_width=width, warmup_height=height, cloud_stride=2)
+    settings = NodeSettings(input_size=INPUT_SIZE, warmup_width=width, warmup_height=height, cloud_stride=2,
+                            publish_cloud=publish_cloud)
     processor = FrameProcessor(estimator, processing_settings(settings), on_device=True)
     warm_up(processor, settings)
     assert len(count_buffers) == 1
@@ -161,7 +163,10 @@ def test_the_first_camera_frame_reuses_what_the_warm_up_built(frame: np.ndarray,
     assert len(count_buffers) == 1, f"the first frame allocated again: {count_buffers}"
     expected = FrameProcessor(estimator, processing_settings(settings)).process(frame, "bgr", intr)
     np.testing.assert_allclose(got.depth, expected.depth, rtol=1e-5, atol=1e-5, equal_nan=True)
-    np.testing.assert_allclose(got.xyz, expected.xyz, rtol=1e-5, atol=1e-5, equal_nan=True)
+    if publish_cloud:
+        np.testing.assert_allclose(got.xyz, expected.xyz, rtol=1e-5, atol=1e-5, equal_nan=True)
+    else:
+        assert got.xyz is None and expected.xyz is None
 
 
 def three_cameras(frame: np.ndarray) -> tuple[list[np.ndarray], list[Intrinsics]]:
@@ -389,3 +394,43 @@ def test_frame_processor_keeps_relative_models_on_the_numpy_path(frame: np.ndarr
     processor = FrameProcessor(relative, ProcessingSettings(input_size=INPUT_SIZE), on_device=True)
     assert processor._device_path is None
     assert processor.process(frame, "bgr").relative is not None
+
+
+# Every option the host path has, on the device path (issue 17: `publish_cloud: false` crashed the CUDA node in its
+# warm-up because the device path built ray views for a cloud nobody asked for).
+DEVICE_PATH_OPTIONS = {
+    "cloud off": dict(publish_cloud=False),
+    "stride 2": dict(cloud_stride=2),
+    "stride 5": dict(cloud_stride=5),
+    "flying-pixel filter off": dict(flying_pixel_threshold=0.0),
+    "filter off, cloud off": dict(flying_pixel_threshold=0.0, publish_cloud=False),
+    "filter dilated, stride 3": dict(flying_pixel_threshold=0.05, flying_pixel_dilation=2, cloud_stride=3),
+    "range 1-6 m": dict(min_depth=1.0, max_valid_depth=6.0),
+}
+
+
+@pytest.mark.parametrize("options", DEVICE_PATH_OPTIONS.values(), ids=DEVICE_PATH_OPTIONS.keys())
+@pytest.mark.parametrize("temporal_mode", [None, "scale", "ema"])
+def test_every_host_path_option_gives_the_same_frame_on_the_device_path(
+        frame: np.ndarray, estimator: DepthEstimator, options: dict, temporal_mode: str | None) -> None:
+    from dav2_ros.geometry.depth_filters import TemporalFilter
+
+    height, width = frame.shape[:2]
+    intr, _ = camera_pair(width, height)
+    settings = ProcessingSettings(input_size=INPUT_SIZE, **options)
+    host = FrameProcessor(estimator, settings)
+    device = FrameProcessor(estimator, settings, on_device=True)
+    filters = {path: TemporalFilter(temporal_mode) if temporal_mode else None for path in ("host", "device")}
+    for step in range(2):  # the second frame runs on reused buffers (and a warmed temporal filter)
+        image = frame if step == 0 else np.ascontiguousarray(frame[:, ::-1])
+        expected = host.process(image, "bgr", intr, temporal=filters["host"], stamp=float(step))
+        got = device.process(image, "bgr", intr, temporal=filters["device"], stamp=float(step))
+        np.testing.assert_allclose(got.depth, expected.depth, rtol=1e-5, atol=1e-5, equal_nan=True)
+        assert np.array_equal(np.isnan(got.depth), np.isnan(expected.depth))
+        if settings.publish_cloud:
+            stride = settings.cloud_stride
+            assert got.xyz.shape == expected.xyz.shape == (-(-height // stride), -(-width // stride), 3)
+            np.testing.assert_allclose(got.xyz, expected.xyz, rtol=1e-5, atol=1e-5, equal_nan=True)
+        else:
+            assert got.xyz is None and expected.xyz is None
+        assert (got.valid_pixels, got.flying_pixels) == (expected.valid_pixels, expected.flying_pixels)
