@@ -33,7 +33,7 @@ from launch_ros.events.lifecycle import ChangeState
 from launch_ros.substitutions import FindPackageShare
 from lifecycle_msgs.msg import Transition
 
-from dav2_ros.bringup.launch_plan import PLAN_ARGUMENTS, node_exit_reason, plan_node
+from dav2_ros.bringup.launch_plan import PLAN_ARGUMENTS, node_exit_reason, node_parameters, plan_node
 
 try:  # Iron and later
     from launch.conditions import IfCondition
@@ -112,6 +112,12 @@ def _depth_node(context: LaunchContext) -> list:
     the declared arguments only (`plan_node` decides, see dav2_ros/bringup/launch_plan.py)."""
     plan = plan_node({name: LaunchConfiguration(name).perform(context) for name in PLAN_ARGUMENTS})
     node_action = LifecycleNode if plan.managed else Node
+    # `cameras` (a list) goes in the node's own parameters, never in a SetParameter. launch_ros (Humble, Jazzy,
+    # Kilted) evaluates a list value to a tuple, and the global parameters of SetParameter reach the command line
+    # as the f-string `-p {name}:={value}`: `-p cameras:=('front', 'rear')`, one string to rcl. A dict in
+    # `parameters` is written by Node into a temporary params file (yaml.dump under the node's full name; rcl reads
+    # its `!!python/tuple` sequence as a string array, it ignores the tag) passed with --params-file after the
+    # global parameters (SetParametersFromFile, SetParameter), so it overrides the params_file's `cameras`.
     node = node_action(
         package="dav2_ros",
         executable=plan.executable,
@@ -119,21 +125,21 @@ def _depth_node(context: LaunchContext) -> list:
         namespace=LaunchConfiguration("namespace"),
         output="screen",
         remappings=list(plan.remappings),
+        parameters=node_parameters(plan),
         arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
         respawn=plan.respawn,
         respawn_delay=plan.respawn_delay,
     )
     overrides = [SetParameter(name=name, value=LaunchConfiguration(name), condition=_given(name))
                  for name in MODEL_ARGUMENTS]
-    if plan.cameras:
-        overrides.append(SetParameter(name="cameras", value=list(plan.cameras)))
     # The event handlers first (as launch_ros's lifecycle examples do), so none of the node's events is missed.
     actions = [LogInfo(msg=plan.summary)]
     if not plan.respawn:
         actions.append(RegisterEventHandler(OnProcessExit(target_action=node, on_exit=_node_exited)))
     if plan.managed and plan.autostart:
         actions += _autostart(node)
-    # Scoped: the file and the overrides apply to this node only, in this order (later wins).
+    # Scoped: the file and the overrides apply to this node only, in this order (later wins; the node's own
+    # parameters, `cameras`, come after them).
     actions.append(GroupAction([
         SetParametersFromFile(LaunchConfiguration("params_file")),
         *overrides,

@@ -12,6 +12,8 @@ Several cameras get their input topics at launch time in one of two ways (both m
         camera_info: /cam_front/color/camera_info
 
 A camera given neither keeps its relative topics (`<namespace>/front/image`, `<namespace>/front/camera_info`).
+The `cameras` argument reaches the node as a string array through the Node action's own parameters
+(`node_parameters`; why not SetParameter: see depth.launch.py).
 ROS-free (no rclpy, no launch): every function is pure and raises `LaunchArgumentError` with the reason.
 """
 
@@ -28,6 +30,11 @@ PLAIN_EXECUTABLE = "depth_node"
 MANAGED_EXECUTABLE = "managed_depth_node"
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
 _INPUTS = ("image", "camera_info")
+# Camera names that rcl's YAML reader (rcl_yaml_param_parser's get_value) types as a bool (y, n) or a float (nan,
+# inf, infinity, any case: C's strtod) where they are written unquoted, as launch_ros's params file writes them
+# (PyYAML quotes only the names it reads as non-strings itself: yes, on, null, ...): rcl then refuses the whole file.
+_RCL_BOOLS = ("y", "Y", "n", "N")
+_RCL_FLOATS = ("nan", "inf", "infinity")
 # The launch arguments `plan_node` reads (depth.launch.py declares each of them).
 PLAN_ARGUMENTS = ("cameras", "params_file", "image_topic", "camera_info_topic", "remappings_file", "managed",
                   "autostart", "respawn", "respawn_delay")
@@ -81,6 +88,11 @@ def parse_cameras(text: str) -> tuple[str, ...]:
     reason = check_value("cameras", list(names))
     if reason:
         raise LaunchArgumentError(f"cameras:={text!r}: {reason}")
+    for name in names:
+        if name in _RCL_BOOLS or name.lower() in _RCL_FLOATS:
+            raise LaunchArgumentError(f"cameras:={text!r}: ROS reads {name!r} in a parameters file as a "
+                                      f"{'boolean' if name in _RCL_BOOLS else 'number'}, not a camera name: "
+                                      "pick another name")
     return names
 
 
@@ -176,6 +188,13 @@ def plan_node(arguments: dict[str, str]) -> NodePlan:
     executable = MANAGED_EXECUTABLE if managed else PLAIN_EXECUTABLE
     return NodePlan(executable, managed, autostart, respawn, respawn_delay, given or None, tuple(remappings),
                     _summary(executable, managed, autostart, respawn, cameras, remappings))
+
+
+def node_parameters(plan: NodePlan) -> list[dict[str, list[str]]]:
+    """The `parameters` of depth.launch.py's node: `cameras` as a list of names when the `cameras` argument gives
+    them, else none (the params file's value stays). launch_ros writes the dict into a params file given to the
+    node after the global parameters, so it wins over the params_file's `cameras`."""
+    return [{"cameras": list(plan.cameras)}] if plan.cameras else []
 
 
 def _summary(executable: str, managed: bool, autostart: bool, respawn: bool, cameras: tuple[str, ...],

@@ -3,17 +3,24 @@ DeclareLaunchArgument is described, the arguments that override parameters name 
 parameters, the node's executable is ours (plain or managed), a process exit ends the launch with a reason, the
 replay file plays with --clock on sim time, and none uses eval/subprocess or an OpaqueFunction reading an
 undeclared argument. What the node is started with (remappings, respawn, cameras) is `plan_node`'s, tested in
-test_bringup_launch_plan.py. With launch installed, the files are also loaded (and run in test_launch_runs.py)."""
+test_bringup_launch_plan.py. The depth launch's actions are also run on stand-ins of launch/launch_ros, rendered into
+the parameter arguments launch_ros gives the node, and read by the real rcl (rclpy) as the node reads them. With
+launch installed, the files are also loaded (and run in test_launch_runs.py)."""
 
 import ast
 import importlib.util
+import os
 import pathlib
 import re
+import sys
+import types
+from typing import Any
 
 import pytest
+import yaml
 
-from dav2_ros.pipeline.settings import SPECS_BY_NAME
-from project_paths import PROJECT_DIR
+from dav2_ros.pipeline.settings import SPECS_BY_NAME, check_value
+from project_paths import CONFIG_DIR, PROJECT_DIR
 
 LAUNCH_DIR = PROJECT_DIR / "launch"
 DEPTH_LAUNCH = LAUNCH_DIR / "depth.launch.py"
@@ -134,7 +141,9 @@ def test_depth_launch_runs_our_executable_with_the_planned_remappings_and_the_sh
     setup = (PROJECT_DIR / "setup.py").read_text()
     assert re.search(r'"depth_node\s*=\s*dav2_ros\.node\.depth_node:main"', setup)
     assert re.search(r'"managed_depth_node\s*=\s*dav2_ros\.node\.managed_depth_node:main"', setup)
-    assert "parameters" not in keywords  # they come from SetParametersFromFile + SetParameter, in that order
+    # The params file and the model arguments come from SetParametersFromFile + SetParameter, in that order; the
+    # node's own parameters (cameras, a list) after them.
+    assert ast.unparse(keywords["parameters"]) == "node_parameters(plan)"
     assert {"--ros-args", "--log-level", "config", "depth.yaml", "dav2_ros"} <= string_constants(DEPTH_LAUNCH)
     assert (PROJECT_DIR / "config" / "depth.yaml").is_file()
     calls = {_call_name(n) for n in ast.walk(tree) if isinstance(n, ast.Call)}
@@ -181,6 +190,200 @@ def test_replay_plays_the_bag_with_clock_and_runs_the_node_on_sim_time():
     assert {"depth.launch.py", "use_sim_time", "true"} <= string_constants(REPLAY_LAUNCH)
     passed = set(declared_arguments(REPLAY_LAUNCH)) - {"bag", "rate", "play_delay"}
     assert passed <= set(declared_arguments(DEPTH_LAUNCH)), "replay passes arguments depth.launch.py lacks"
+
+
+@pytest.mark.parametrize("path", [DEPTH_LAUNCH, REPLAY_LAUNCH], ids=lambda p: p.name)
+def test_set_parameter_values_are_launch_arguments_never_lists(path):
+    """launch_ros renders a SetParameter value into `-p name:=value` with an f-string: a list would reach the node
+    as the text of a Python tuple. Lists go in the node's `parameters` (see depth.launch.py)."""
+    for call in _calls(ast.parse(path.read_text()), "SetParameter"):
+        value = {k.arg: k.value for k in call.keywords}["value"]
+        assert isinstance(value, ast.Call) and _call_name(value) == "LaunchConfiguration", \
+            f"{path.name}: SetParameter value {ast.unparse(value)} is not a launch argument"
+
+
+# --- depth.launch.py run on stand-ins of launch/launch_ros, rendered as launch_ros renders the node's command ---
+
+class _StandIn:
+    """A launch/launch_ros class: keeps the arguments it was built with."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args, self.kwargs = args, kwargs
+
+
+def _perform(value: Any, context: types.SimpleNamespace) -> str:
+    return value if isinstance(value, str) else value.perform(context)
+
+
+class _LaunchConfiguration(_StandIn):
+    def perform(self, context: types.SimpleNamespace) -> str:
+        return context.arguments[self.args[0]]
+
+
+class _NotEqualsSubstitution(_StandIn):
+    def perform(self, context: types.SimpleNamespace) -> str:
+        left, right = (_perform(value, context) for value in self.args)
+        return "true" if left != right else "false"
+
+
+class _IfCondition(_StandIn):
+    def evaluate(self, context: types.SimpleNamespace) -> bool:
+        return _perform(self.args[0], context).lower() in ("true", "1")
+
+
+_STAND_INS = {
+    "launch": ["LaunchContext", "LaunchDescription"],
+    "launch.actions": ["DeclareLaunchArgument", "EmitEvent", "GroupAction", "LogInfo", "OpaqueFunction",
+                       "RegisterEventHandler", "Shutdown"],
+    "launch.conditions": ["IfCondition"],
+    "launch.event_handlers": ["OnProcessExit", "OnProcessStart"],
+    "launch.events": ["matches_action"],
+    "launch.events.process": ["ProcessExited"],
+    "launch.substitutions": ["LaunchConfiguration", "NotEqualsSubstitution", "PathJoinSubstitution"],
+    "launch_ros": [],
+    "launch_ros.actions": ["LifecycleNode", "Node", "SetParameter", "SetParametersFromFile"],
+    "launch_ros.event_handlers": ["OnStateTransition"],
+    "launch_ros.events": [],
+    "launch_ros.events.lifecycle": ["ChangeState"],
+    "launch_ros.substitutions": ["FindPackageShare"],
+    "lifecycle_msgs": [],
+    "lifecycle_msgs.msg": ["Transition"],
+}
+_BEHAVIOUR = {"LaunchConfiguration": _LaunchConfiguration, "NotEqualsSubstitution": _NotEqualsSubstitution,
+              "IfCondition": _IfCondition}
+
+
+def _depth_launch_on_stand_ins(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    for module_name, names in _STAND_INS.items():
+        module = types.ModuleType(module_name)
+        for name in names:
+            setattr(module, name, _BEHAVIOUR.get(name) or type(name, (_StandIn,), {}))
+        monkeypatch.setitem(sys.modules, module_name, module)
+    spec = importlib.util.spec_from_file_location("depth_launch_on_stand_ins", DEPTH_LAUNCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _launch_ros_value(value: Any, context: types.SimpleNamespace) -> Any:
+    """A parameter value as launch_ros evaluates it (normalize_parameter_dict + evaluate_parameter_dict): a
+    substitution is performed and read as YAML; a string or each string of a list is yaml.dump'ed then
+    yaml.safe_load'ed; a list becomes a tuple."""
+    if isinstance(value, (list, tuple)):
+        return tuple(yaml.safe_load(yaml.dump(item)) if isinstance(item, str) else item for item in value)
+    if isinstance(value, str):
+        return yaml.safe_load(yaml.dump(value))
+    if isinstance(value, (bool, int, float)):
+        return value
+    evaluated = yaml.safe_load(_perform(value, context))
+    return tuple(evaluated) if isinstance(evaluated, list) else evaluated
+
+
+def _launch_ros_parameter_arguments(actions: list, context: types.SimpleNamespace,
+                                    folder: pathlib.Path) -> list[str]:
+    """The parameter arguments launch_ros gives the node of depth.launch.py's scoped group, in its order
+    (Node._perform_substitutions, Humble to Kilted): the global parameters first, SetParametersFromFile as
+    `--params-file <path>`, SetParameter as the f-string `-p {name}:={value}` of its evaluated value; then the
+    node's own `parameters`, a dict written into a params file (_create_params_file_from_dict: yaml.dump of the
+    evaluated values under the node's full name)."""
+    (group,) = [action for action in actions if type(action).__name__ == "GroupAction"]
+    global_params: list = []
+    node = None
+    for action in group.args[0]:
+        kind = type(action).__name__
+        if kind == "SetParametersFromFile":
+            global_params.append(os.path.abspath(_perform(action.args[0], context)))
+        elif kind == "SetParameter":
+            condition = action.kwargs.get("condition")
+            if condition is None or condition.evaluate(context):
+                global_params.append((action.kwargs["name"], _launch_ros_value(action.kwargs["value"], context)))
+        elif kind in ("Node", "LifecycleNode"):
+            node = action
+    arguments: list[str] = []
+    for param in global_params:
+        arguments += ["-p", f"{param[0]}:={param[1]}"] if isinstance(param, tuple) else ["--params-file", param]
+    namespace = _perform(node.kwargs["namespace"], context).strip("/")
+    full_name = f"/{namespace}/depth_node" if namespace else "/depth_node"
+    for index, params in enumerate(node.kwargs.get("parameters") or []):
+        if isinstance(params, dict):
+            path = folder / f"launch_params_{index}"
+            evaluated = {name: _launch_ros_value(value, context) for name, value in params.items()}
+            path.write_text(yaml.dump({full_name: {"ros__parameters": evaluated}}, default_flow_style=False))
+            params = str(path)
+        arguments += ["--params-file", _perform(params, context)]
+    return arguments
+
+
+def _launch_arguments(**given: str) -> dict[str, str]:
+    """Every argument depth.launch.py declares, at its default unless given."""
+    from dav2_ros.bringup.launch_plan import PLAN_ARGUMENTS
+
+    defaults = {"params_file": str(CONFIG_DIR / "depth.yaml"), "namespace": "", "image_topic": "/camera/image_raw",
+                "camera_info_topic": "/camera/camera_info", "use_sim_time": "false", "log_level": "info",
+                "managed": "false", "autostart": "false", "respawn": "false", "respawn_delay": "2.0"}
+    arguments = {name: "" for name in declared_arguments(DEPTH_LAUNCH)} | defaults | given
+    assert set(PLAN_ARGUMENTS) <= set(arguments)
+    return arguments
+
+
+def _node_parameter(arguments: list[str], name: str, namespace: str) -> Any:
+    """The value rcl gives the node's parameter `name` from these command-line arguments (rclpy's own parsing)."""
+    rclpy = pytest.importorskip("rclpy")
+    from rclpy.context import Context
+    from rclpy.node import Node
+
+    context = Context()
+    rclpy.init(args=["depth_node", "--ros-args", *arguments], context=context)
+    try:
+        node = Node("depth_node", namespace=namespace or None, context=context, start_parameter_services=False,
+                    enable_rosout=False, automatically_declare_parameters_from_overrides=True)
+        try:
+            return node.get_parameter(name).value
+        finally:
+            node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)
+
+
+README_TWO_CAMERAS = {"cameras": "front,rear", "image_topic": "/{camera}/image_raw",
+                      "camera_info_topic": "/{camera}/camera_info"}
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("case", ["readme", "readme+remappings_file", "over two_cameras.yaml", "namespaced",
+                                  "names PyYAML quotes"])
+def test_the_cameras_argument_reaches_the_node_as_a_string_array(monkeypatch, tmp_path, case):
+    """The README's two-camera command (and with a remappings file, over a params file that has other cameras, in
+    a namespace, with names YAML would read as booleans) through depth.launch.py's actions, the command line
+    launch_ros renders from them and rcl's parsing: the node's `cameras` is the list of names."""
+    remaps = tmp_path / "remaps.yaml"
+    remaps.write_text("front:\n  image: /cam_front/image_raw\n  camera_info: /cam_front/camera_info\n")
+    given, expected = dict(README_TWO_CAMERAS), ["front", "rear"]
+    if case == "readme+remappings_file":
+        given["remappings_file"] = str(remaps)
+    elif case == "over two_cameras.yaml":
+        given.update(params_file=str(CONFIG_DIR / "two_cameras.yaml"), cameras="left,right")
+        expected = ["left", "right"]
+    elif case == "namespaced":
+        given["namespace"] = "robot1"
+    elif case == "names PyYAML quotes":
+        given["cameras"], expected = "on,null,yes", ["on", "null", "yes"]
+    launch = _depth_launch_on_stand_ins(monkeypatch)
+    context = types.SimpleNamespace(arguments=_launch_arguments(**given), is_shutdown=False)
+    arguments = _launch_ros_parameter_arguments(launch._depth_node(context), context, tmp_path)
+    print("\nnode parameter arguments:", " ".join(arguments))
+    cameras = _node_parameter(arguments, "cameras", given.get("namespace", ""))
+    assert cameras == expected and check_value("cameras", cameras) is None
+    assert not any(argument.startswith("cameras:=") for argument in arguments)
+
+
+@pytest.mark.ros
+def test_a_set_parameter_list_reaches_the_node_as_one_string():
+    """What the launch did before: SetParameter(name='cameras', value=[...]) rendered by launch_ros, read by rcl."""
+    rule = f"cameras:={_launch_ros_value(['front', 'rear'], types.SimpleNamespace())}"
+    cameras = _node_parameter(["-p", rule], "cameras", "")
+    assert cameras == "('front', 'rear')"
+    assert check_value("cameras", cameras) == "expected a list of camera names, got str"
 
 
 @pytest.mark.parametrize("path", [DEPTH_LAUNCH, REPLAY_LAUNCH], ids=lambda p: p.name)

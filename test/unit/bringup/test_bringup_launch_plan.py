@@ -1,14 +1,16 @@
 """What depth.launch.py starts, decided by `plan_node` from its arguments (ROS- and launch-free): the plain or
 managed executable, the remappings of one camera or of each of several (`{camera}` placeholder, remappings file,
-cameras from the params file), respawn, and the reasons the launches give when a process exits."""
+cameras from the params file), the node's own parameters (`cameras`) and what launch_ros makes of them, respawn, and
+the reasons the launches give when a process exits."""
 
 from __future__ import annotations
 
-
 import pytest
+import yaml
 
-from dav2_ros.bringup.launch_plan import (PLAN_ARGUMENTS, LaunchArgumentError, node_exit_reason, parse_cameras,
-                                          parse_flag, plan_node, player_exit_reason)
+from dav2_ros.bringup.launch_plan import (PLAN_ARGUMENTS, LaunchArgumentError, node_exit_reason, node_parameters,
+                                          parse_cameras, parse_flag, plan_node, player_exit_reason)
+from dav2_ros.pipeline.settings import check_value
 from project_paths import CONFIG_DIR
 
 DEFAULTS = {"cameras": "", "params_file": str(CONFIG_DIR / "depth.yaml"), "image_topic": "/camera/image_raw",
@@ -59,6 +61,77 @@ def test_several_cameras_without_placeholder_or_file_keep_their_relative_topics_
     result = plan(cameras="[front, rear]")
     assert result.remappings == ()
     assert "front, rear: relative topics" in result.summary
+
+
+# The README's two-camera command, alone and with a remappings file.
+README_TWO_CAMERAS = {"cameras": "front,rear", "image_topic": "/{camera}/image_raw",
+                      "camera_info_topic": "/{camera}/camera_info"}
+
+
+def _with_remappings_file(tmp_path) -> dict[str, str]:
+    remaps = tmp_path / "remaps.yaml"
+    remaps.write_text("front:\n  image: /cam_front/image_raw\n")
+    return {**README_TWO_CAMERAS, "remappings_file": str(remaps)}
+
+
+class _RclLikeLoader(yaml.SafeLoader):
+    """Reads a params file as rcl does for what these tests write: a sequence is an array whatever its tag
+    (rcl_yaml_param_parser's parse_file_events ignores the `!!python/tuple` that PyYAML's yaml.dump puts on a
+    tuple)."""
+
+
+_RclLikeLoader.add_constructor("tag:yaml.org,2002:python/tuple", _RclLikeLoader.construct_sequence)
+
+
+def _launch_ros_value(value):
+    """A list of strings as launch_ros evaluates it (normalize_parameter_dict: each item yaml.dump'ed;
+    evaluate_parameter_dict: each yaml.safe_load'ed, the list made a tuple)."""
+    return tuple(yaml.safe_load(yaml.dump(item)) for item in value)
+
+
+@pytest.mark.parametrize("with_file", [False, True], ids=["placeholder", "placeholder+remappings_file"])
+def test_the_readme_two_cameras_reach_the_node_as_a_string_array(tmp_path, with_file):
+    arguments = _with_remappings_file(tmp_path) if with_file else README_TWO_CAMERAS
+    result = plan(**arguments)
+    parameters = node_parameters(result)
+    assert parameters == [{"cameras": ["front", "rear"]}]
+    # The params file launch_ros's Node writes for this dict (_create_params_file_from_dict), as rcl reads it.
+    evaluated = {name: _launch_ros_value(value) for name, value in parameters[0].items()}
+    written = yaml.dump({"/depth_node": {"ros__parameters": evaluated}}, default_flow_style=False)
+    assert "cameras: !!python/tuple\n    - front\n    - rear\n" in written
+    cameras = yaml.load(written, Loader=_RclLikeLoader)["/depth_node"]["ros__parameters"]["cameras"]
+    assert cameras == ["front", "rear"] and check_value("cameras", cameras) is None
+    assert yaml.safe_load(yaml.safe_dump(parameters[0])) == {"cameras": ["front", "rear"]}
+    if with_file:
+        assert dict(result.remappings)["front/image"] == "/cam_front/image_raw"  # the file wins
+        assert dict(result.remappings)["rear/image"] == "/rear/image_raw"
+
+
+def test_a_set_parameter_with_the_list_would_give_the_node_one_string():
+    """Why the cameras are not a SetParameter: launch_ros puts SetParameter's evaluated value on the command line
+    with an f-string (Node._perform_substitutions: `-p {name}:={value}`), the text of a Python tuple that rcl reads
+    as a plain string, which the node refuses (the issue's error)."""
+    rule = f"cameras:={_launch_ros_value(['front', 'rear'])}"
+    assert rule == "cameras:=('front', 'rear')"
+    value = yaml.safe_load(rule.split(":=", 1)[1])
+    assert check_value("cameras", value) == "expected a list of camera names, got str"
+
+
+def test_no_node_parameters_without_the_cameras_argument():
+    assert node_parameters(plan()) == []
+    assert node_parameters(plan(params_file=str(CONFIG_DIR / "two_cameras.yaml"))) == []  # the file's cameras stay
+
+
+@pytest.mark.parametrize("text", ["front,y", "N,rear", "nan,rear", "front,Inf", "front,infinity"])
+def test_camera_names_rcl_reads_as_booleans_or_numbers_are_refused(text):
+    with pytest.raises(LaunchArgumentError, match="ROS reads .* in a parameters file as a (boolean|number)"):
+        plan(cameras=text)
+
+
+def test_camera_names_pyyaml_quotes_are_kept():
+    result = plan(cameras="on,null,yes")
+    assert node_parameters(result) == [{"cameras": ["on", "null", "yes"]}]
+    assert _launch_ros_value(["on", "null", "yes"]) == ("on", "null", "yes")
 
 
 @pytest.mark.parametrize("arguments, reason", [
