@@ -15,10 +15,15 @@ A relative jump is scale-free: the same threshold works at 0.5 m and at 15 m, an
 - ``off``: the frame as it is.
 - ``scale``: the network's global scale jitters from frame to frame (a static scene "breathes"). Each frame's
   log-scale against the previous frame (the median of the log ratio over the pixels valid in both: robust to
-  moving objects covering less than half of the image) is accumulated into a track, which an alpha-beta
-  (constant-velocity) filter smooths; the frame is rescaled by the smoothed track minus the raw one. The
-  constant-velocity model follows a robot driving at constant speed towards an obstacle with no steady-state
-  lag; a speed change is caught up within a few frames (the figures are in the README). Only the global scale
+  moving objects covering less than half of the image) is accumulated into a track, which two estimators follow:
+  an alpha-beta (constant-velocity) filter, started as a least-squares line through the frames so far, and a
+  running average of the track for a still camera (``static_alpha``). The alpha-beta filter's velocity, measured
+  against its own spread under the track's jitter (estimated from the second differences of the track, which a
+  constant speed does not change), says how much the camera is moving: below ``motion_start`` standard deviations
+  the average is used, above ``motion_full`` the alpha-beta estimate, in between a blend; the average restarts
+  from the blend (and averages afresh) after motion. The frame is rescaled by the estimate minus the raw track.
+  A still scene is smoothed by the average; a robot driving at constant speed towards an obstacle is followed by
+  the constant-velocity model with no steady-state lag (the figures are in the README). Only the global scale
   changes: local changes (an object appearing) pass through on the frame they happen.
 - ``ema``: per pixel, an exponential moving average in inverse depth (``weight`` on the new frame), with a
   per-pixel reset where the new inverse depth differs from the average by more than ``reset_ratio`` (an object
@@ -60,6 +65,9 @@ TEMPORAL_MODES: tuple[str, ...] = ("off", "scale", "ema")
 DEFAULT_TEMPORAL_MODE: TemporalMode = "scale"
 #: ``scale`` measures the frame-to-frame step on every this-many-th row and column.
 SCALE_SAMPLE = 4
+#: ``scale`` never takes the track's frame-to-frame jitter (log-scale) for less than this (the median of many
+#: pixels' ratios is that steady on a still, noise-free stream).
+MIN_SCALE_JITTER = 1e-3
 #: A gap between stamps (seconds) above which the filter starts over (parameter ``temporal_max_gap``).
 DEFAULT_MAX_GAP_S = 0.5
 
@@ -161,7 +169,12 @@ class TemporalOptions:
     """The tuning of ``TemporalFilter`` (the defaults are the measured ones; see the module docstring).
 
     Attributes:
-        alpha, beta: gains of the alpha-beta filter on the global log-scale (``scale``).
+        alpha, beta: steady-state gains of the alpha-beta filter on the global log-scale (``scale``).
+        static_alpha: the gain of the still-camera average of the global log-scale (``scale``).
+        motion_start, motion_full: the alpha-beta velocity, in standard deviations of its spread under jitter
+            alone, from which on ``scale`` starts to blend in the alpha-beta estimate, and from which on it uses
+            that estimate only.
+        noise_weight: the weight of a new frame in the running estimate of the track's jitter (``scale``).
         weight: the new frame's weight in the per-pixel average (``ema``).
         reset_ratio: per-pixel reset of ``ema`` when the new inverse depth differs by more than this fraction.
         max_step: a frame whose global scale differs from the previous one's by more than this fraction starts
@@ -173,6 +186,10 @@ class TemporalOptions:
 
     alpha: float = 0.3
     beta: float = 0.05
+    static_alpha: float = 0.1
+    motion_start: float = 2.5
+    motion_full: float = 4.0
+    noise_weight: float = 0.05
     weight: float = 0.3
     reset_ratio: float = 0.15
     max_step: float = 0.3
@@ -181,12 +198,21 @@ class TemporalOptions:
 
     def __post_init__(self) -> None:
         checks = [(0 < self.alpha <= 1, "alpha must be in (0, 1]"), (0 <= self.beta <= 1, "beta must be in [0, 1]"),
+                  (0 < self.static_alpha <= 1, "static_alpha must be in (0, 1]"),
+                  (0 <= self.motion_start < self.motion_full, "need 0 <= motion_start < motion_full"),
+                  (0 < self.noise_weight <= 1, "noise_weight must be in (0, 1]"),
                   (0 < self.weight <= 1, "weight must be in (0, 1]"), (self.reset_ratio > 0, "reset_ratio must be > 0"),
                   (self.max_step > 0, "max_step must be > 0"), (0 < self.min_overlap <= 1, "min_overlap in (0, 1]"),
                   (self.max_gap_s > 0, "max_gap_s must be > 0")]
         for ok, reason in checks:
             if not ok:
                 raise ValueError(f"invalid temporal filter options: {reason}")
+
+
+def _velocity_spread(alpha: float, beta: float) -> float:
+    """The standard deviation of a steady-state alpha-beta filter's velocity fed white noise of unit standard
+    deviation (Kalata 1984)."""
+    return math.sqrt(2.0 * beta * beta / (alpha * (4.0 - 2.0 * alpha - beta)))
 
 
 class TemporalFilter:
@@ -200,6 +226,7 @@ class TemporalFilter:
         resets: how many times the filter started over (not counting the first frame).
         last_reset: why it last started over ("" for none yet).
         last_scale: the global factor applied to the last frame (``scale``; 1.0 otherwise).
+        motion: how much ``scale`` took the last frame for a moving camera (0 still ... 1 moving; 0 otherwise).
     """
 
     def __init__(self, mode: TemporalMode = DEFAULT_TEMPORAL_MODE, options: TemporalOptions = TemporalOptions()
@@ -221,6 +248,13 @@ class TemporalFilter:
         self._track = 0.0  # scale: accumulated raw log-scale
         self._estimate = 0.0  # scale: smoothed log-scale
         self._velocity = 0.0  # scale: smoothed log-scale change per frame
+        self._frames = 0  # scale: frames since the start (the alpha-beta filter's least-squares start-up)
+        self._still = 0  # scale: frames the still-camera average has run since the last clear motion
+        self._average = 0.0  # scale: the still-camera average of the track
+        self._recent = (0.0, 0.0)  # scale: the track two frames and one frame back
+        self._jitter_var = 0.0  # scale: running estimate of the variance of the track's frame-to-frame jitter
+        self._jitter_count = 0
+        self.motion = 0.0  # scale: the blend weight of the last frame (0 still, 1 moving)
 
     def reset(self, reason: str = "reset") -> None:
         """Start over: the next frame passes unchanged."""
@@ -289,17 +323,53 @@ class TemporalFilter:
         self._previous = log_sample
         if first:
             self.last_scale = 1.0
+            self.motion = 0.0
+            self._frames = self._still = 1
             return depth.copy()
-        options = self.options
-        self._track += step
-        predicted = self._estimate + self._velocity
-        innovation = self._track - predicted
-        self._estimate = predicted + options.alpha * innovation
-        self._velocity += options.beta * innovation
-        self.last_scale = math.exp(self._estimate - self._track)
+        self.last_scale = math.exp(self._estimate_scale(step) - self._track)
         out = depth * np.float32(self.last_scale)
         out[~valid_depth(depth)] = np.nan  # invalid stays invalid (NaN), whatever it was
         return out
+
+    def _estimate_scale(self, step: float) -> float:
+        """The smoothed log-scale after a frame whose log-scale differs from the previous frame's by `step`."""
+        options = self.options
+        track = self._track + step
+        self._frames += 1
+        self._still += 1
+        n = self._frames
+        # The alpha-beta filter, started as the least-squares line through the frames so far (growing memory) and
+        # settling on its steady-state gains: a constant speed is followed from the third frame on.
+        alpha = max(options.alpha, 2.0 * (2 * n - 1) / (n * (n + 1)))
+        beta = max(options.beta, 6.0 / (n * (n + 1)))
+        predicted = self._estimate + self._velocity
+        innovation = track - predicted
+        self._estimate = predicted + alpha * innovation
+        self._velocity += beta * innovation
+        # The track's jitter: a second difference of white jitter of variance s2 has variance 6 s2; a constant
+        # speed adds nothing.
+        older, old = self._recent
+        if n >= 3:
+            self._jitter_count += 1
+            sample = (track - 2.0 * old + older) ** 2 / 6.0
+            self._jitter_var += max(options.noise_weight, 1.0 / self._jitter_count) * (sample - self._jitter_var)
+        self._recent = (old, track)
+        # The still-camera average (a running mean until it settles on static_alpha).
+        self._average += max(options.static_alpha, 1.0 / self._still) * (track - self._average)
+        if self._jitter_count == 0:
+            self.motion = 0.0
+        else:
+            jitter = max(math.sqrt(self._jitter_var), MIN_SCALE_JITTER)
+            spread = jitter * max(_velocity_spread(options.alpha, options.beta), math.sqrt(12.0 / (n * (n * n - 1))))
+            significance = abs(self._velocity) / spread
+            self.motion = min(max((significance - options.motion_start) / (options.motion_full - options.motion_start),
+                                  0.0), 1.0)
+        estimate = self.motion * self._estimate + (1.0 - self.motion) * self._average
+        self._average = estimate  # the average goes on from what was output ...
+        if self.motion >= 1.0:
+            self._still = 1  # ... and after clear motion averages afresh (no overshoot carried over)
+        self._track = track
+        return estimate
 
     # --------------------------------------------------------------------------------------------- ema
     def _ema(self, depth: np.ndarray, first: bool) -> np.ndarray:

@@ -8,7 +8,8 @@ least 8 px from any true depth edge ("far"), the share it keeps. The grids (for 
 upsamples the 4x-reassembled features once more), 296x392; the patch grid itself is 37x49.
 
 Temporal: synthetic sequences from one real ground-truth frame (global scale jitter + per-pixel noise; an
-object appearing; a camera driving towards the scene), scored against the truth of each frame.
+object appearing; a camera driving towards the scene from the first frame, or starting and stopping after a
+standstill), scored against the truth of each frame; the static scene over several noise seeds.
 """
 
 from __future__ import annotations
@@ -152,6 +153,17 @@ def driving_sequence(gt: np.ndarray, count: int = 40, step_m: float = 0.03, jitt
     return Sequence([_observe(t, rng, jitter, noise) for t in truth], truth)
 
 
+def start_stop_sequence(gt: np.ndarray, still: int = 20, moving: int = 40, after: int = 20, step_m: float = 0.03,
+                        jitter: float = 0.05, noise: float = 0.005, seed: int = 3) -> Sequence:
+    """`still` frames of the static scene, then `moving` frames of the camera driving `step_m` per frame towards
+    it, then `after` frames standing where it stopped: the lag when motion starts and the overshoot when it stops."""
+    rng = np.random.default_rng(seed)
+    truth = [gt] * still + [np.where(valid_depth(gt), gt - np.float32(k * step_m), np.nan).astype(np.float32)
+                            for k in range(1, moving + 1)]
+    truth += [truth[-1]] * after
+    return Sequence([_observe(t, rng, jitter, noise) for t in truth], truth)
+
+
 def _observe(truth: np.ndarray, rng: np.random.Generator, jitter: float, noise: float) -> np.ndarray:
     scale = 1.0 + rng.uniform(-jitter, jitter)
     pixel = 1.0 + noise * rng.standard_normal(truth.shape)
@@ -170,6 +182,23 @@ def coefficient_of_variation(frames: list[np.ndarray]) -> float:
     stack = np.stack(frames)
     stack = stack[:, np.isfinite(stack).all(axis=0)]  # the pixels valid in every frame
     return float(np.median(stack.std(axis=0) / stack.mean(axis=0)))
+
+
+def static_cv_cut(gt: np.ndarray, mode: str, seeds: range = range(10), count: int = 100, jitter: float = 0.05,
+                  noise: float = 0.005) -> list[tuple[float, float]]:
+    """(CV unfiltered, CV filtered) of the static sequence for each noise seed."""
+    out = []
+    for seed in seeds:
+        static = static_sequence(gt, count=count, jitter=jitter, noise=noise, seed=seed)
+        out.append((coefficient_of_variation(static.frames), coefficient_of_variation(list(run_filter(mode, static)))))
+    return out
+
+
+def signed_log_error(frame: np.ndarray, truth: np.ndarray) -> float:
+    """The median of log(frame / truth) over the pixels valid in both: > 0 farther than the truth (the global
+    scale's error, with its sign: a lag behind a camera approaching the scene reads > 0)."""
+    both = valid_depth(frame) & valid_depth(truth)
+    return float(np.median(np.log(frame[both] / truth[both])))
 
 
 def median_error(frame: np.ndarray, truth: np.ndarray, where: Optional[np.ndarray] = None) -> float:

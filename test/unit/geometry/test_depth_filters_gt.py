@@ -48,6 +48,27 @@ def test_scale_cuts_the_static_scenes_variation_at_least_twofold(static: fe.Sequ
     assert raw / scaled >= 2.0
 
 
+def test_scale_cuts_the_static_variation_at_least_twofold_for_every_noise_seed(gt: np.ndarray) -> None:
+    # issue 17: the old alpha-beta filter cut it 1.65-2.6x depending on the seed (median 2.0x)
+    cuts = [raw / out for raw, out in fe.static_cv_cut(gt, "scale", seeds=range(6))]
+    assert min(cuts) >= 2.0 and float(np.median(cuts)) >= 2.5
+
+
+def test_scale_lags_a_start_after_a_standstill_by_less_than_three_percent(gt: np.ndarray) -> None:
+    # 20 frames still, 40 driving 3 cm/frame, 20 still: the lag when the motion starts (no jitter) ...
+    sequence = fe.start_stop_sequence(gt, still=20, moving=40, after=20, jitter=0.0)
+    errors = [fe.median_error(o, t) for o, t in zip(fe.run_filter("scale", sequence), sequence.truth)]
+    assert max(errors[:20]) <= 0.01 and max(errors[20:60]) <= 0.03 and max(errors[25:60]) <= 0.025
+    assert max(errors[65:]) <= 0.035  # ... and the overshoot when it stops (faster by then: 2.5 %/frame)
+    # ... and, under +-5 % jitter, the mean over seeds of the signed error (the lag, not the jitter)
+    signed = []
+    for seed in range(4):
+        noisy = fe.start_stop_sequence(gt, still=20, moving=40, after=20, seed=seed)
+        signed.append([fe.signed_log_error(o, t) for o, t in zip(fe.run_filter("scale", noisy), noisy.truth)])
+    mean = np.mean(signed, axis=0)
+    assert mean[20:60].max() <= 0.05 and mean[30:60].max() <= 0.03 and abs(mean[70:]).max() <= 0.03
+
+
 @pytest.mark.parametrize("mode", ["off", "scale", "ema"])
 @pytest.mark.parametrize("jitter", [0.0, 0.05])
 def test_an_appearing_object_is_followed_within_three_frames(gt: np.ndarray, mode: str, jitter: float) -> None:
@@ -60,4 +81,4 @@ def test_an_appearing_object_is_followed_within_three_frames(gt: np.ndarray, mod
 def test_scale_tracks_a_camera_driving_towards_the_scene(gt: np.ndarray) -> None:
     sequence = fe.driving_sequence(gt, count=40, step_m=0.03, jitter=0.0, noise=0.005)
     errors = [fe.median_error(o, t) for o, t in zip(fe.run_filter("scale", sequence), sequence.truth)]
-    assert max(errors[5:]) <= 0.03
+    assert max(errors[5:]) <= 0.015  # the constant-velocity model starts as a line fit: no lag at the start
