@@ -75,8 +75,8 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "depth_node = dav2_ros.node.depth_node:main",
-            "managed_depth_node = dav2_ros.node.managed_depth_node:main",
+            "depth_node = dav2_ros.node.entry:depth_node",
+            "managed_depth_node = dav2_ros.node.entry:managed_depth_node",
             "dav2_infer = dav2_ros.cli.infer:main",
             "dav2_weights = dav2_ros.cli.weights:main",
             "dav2_export = dav2_ros.cli.export:main",

@@ -10,6 +10,7 @@ geometry; same-size frames of several cameras as one batch) and publishes throug
 from __future__ import annotations
 
 import collections
+import os
 import sys
 import threading
 import time
@@ -38,12 +39,19 @@ from dav2_ros.pipeline.builders import (StartupError, build_estimator, build_pro
 from dav2_ros.node.frame_worker import FrameWorker
 from dav2_ros.node.parameters import NodeParameters
 from dav2_ros.node.rejections import RejectionLog, log_to_stderr
+from dav2_ros.node.startup_guard import GuardedLogger, StartupCancelled, StartupGuard, say
 from dav2_ros.pipeline.settings import NODE_NAME, NodeSettings, SettingsError
 from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, FrameResult, refuse_elongated
 
 # Seconds between two warnings of the same kind (bad input, bad CameraInfo, internal errors).
 WARN_PERIOD_S = 5.0
 DIAGNOSTICS_PERIOD_S = 1.0
+# How long the frame worker may take to finish its step when a shutdown cuts the start-up short (a warm-up frame
+# on a slow CPU takes longer: the process then ends without it, see `spin_node`).
+CANCELLED_WORKER_WAIT_S = 0.5
+# After a managed node is finalized: how long its executor still runs, so the shutdown transition's reply and
+# transition event reach the lifecycle manager, before the process exits.
+FINALIZED_LINGER_S = 0.3
 T = TypeVar("T")
 
 
@@ -71,15 +79,26 @@ class DepthNode(Node):
     Raises:
         StartupError: from the constructor, with a one-line reason (no weights, bad checkpoint,
             invalid parameter); `main` prints it and exits with code 1.
+        StartupCancelled: a Ctrl-C/SIGTERM arrived while it started (`startup_guard`); `main` exits with code 0.
+
+    Attributes:
+        finished: the node can do nothing more (a managed node after its shutdown transition): `spin_node` ends.
     """
 
     def __init__(self, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
+        self.finished = False
+        self._guard = StartupGuard(self.context.ok)
         try:
-            self._setup()
-        except BaseException:
-            self._shutdown_worker(timeout=5.0)  # a warm-up cut short by a signal need not be waited for
+            with self._guard.busy("starting"):
+                self._setup()
+        except BaseException as error:
+            cancelled = isinstance(error, StartupCancelled) or self._guard.requested
+            # a warm-up cut short by a signal is not waited for (`spin_node` ends the process without it)
+            self._shutdown_worker(timeout=CANCELLED_WORKER_WAIT_S if cancelled else 5.0)
             super().destroy_node()
+            if cancelled and not isinstance(error, StartupCancelled):  # e.g. a publisher made on the dead context
+                raise StartupCancelled(self._guard.current_step) from None
             raise
 
     # ----------------------------------------------------------------------------- startup
@@ -121,19 +140,26 @@ class DepthNode(Node):
         """Load the checkpoint, prepare the estimator and the frame processor, start the worker and warm them up on
         it (StartupError with the reason when the weights cannot be used or the warm-up fails)."""
         settings = self._params.settings
-        self._estimator, source = build_estimator(settings, self.get_logger())
-        self.get_logger().info(f"engine: {self._estimator.describe_engine()}")
-        prepare_estimator(self._estimator, settings, self.get_logger())
-        warn_unusable(self._estimator, settings, self.get_logger())
+        guard = self._guard  # each long step gives way to a Ctrl-C/SIGTERM (StartupCancelled)
+        logger = GuardedLogger(self.get_logger(), guard)
+        guard.step("loading the model")
+        self._estimator, source = build_estimator(settings, logger)
+        guard.check()
+        logger.info(f"engine: {self._estimator.describe_engine()}")
+        guard.step("preparing the engine")
+        prepare_estimator(self._estimator, settings, logger)
+        warn_unusable(self._estimator, settings, logger)
         self._processor = build_processor(self._estimator, settings)
         self._processor_settings = settings  # what `_processor` was built for
         # The worker runs every frame, so it runs the warm-up too: cuBLAS/cuDNN handles are per thread (made on a
         # thread's first call, a failure there reads as CUBLAS_STATUS_NOT_INITIALIZED) and so is what torch.compile
         # and CUDA graphs record. A warm-up error is raised here and stops the start-up.
+        guard.step("warming up")
         self._start_worker()
-        warm_up_s = self._worker.call(lambda: warm_up(self._processor, settings))
+        warm_up_s = guard.wait(self._worker.submit_call(lambda: warm_up(self._processor, settings)))
+        guard.step("opening the topics")
         self._model_info = describe_estimator(self._estimator, settings, source)
-        self.get_logger().info(
+        logger.info(
             f"model ready: {self._model_info['model']} from {source} on {self._model_info['device']} "
             f"({self._model_info['backend']} {self._model_info['precision']}, {self._model_info['preprocess']} "
             "preprocessing); "
@@ -400,12 +426,18 @@ class DepthNode(Node):
 
     def _shutdown_worker(self, timeout: float = 30.0) -> None:
         worker = getattr(self, "_worker", None)
-        if worker is not None and not worker.stop(timeout=timeout):
+        if worker is not None and not worker.stop(timeout=timeout) and timeout > CANCELLED_WORKER_WAIT_S:
             self.get_logger().warning(f"frame worker did not finish within {timeout:g} s")
+
+    def cancel_pending_work(self) -> None:
+        """A shutdown cut the start-up (or configure) short: stop the worker without waiting for a warm-up frame
+        (`destroy_node` then waits no longer either)."""
+        self._worker_wait_s = CANCELLED_WORKER_WAIT_S
+        self._shutdown_worker(timeout=self._worker_wait_s)
 
     def destroy_node(self) -> None:
         """Stop and join the worker first, so nothing publishes on a destroyed node."""
-        self._shutdown_worker()
+        self._shutdown_worker(timeout=getattr(self, "_worker_wait_s", 30.0))
         super().destroy_node()
 
 
@@ -470,25 +502,45 @@ def main(args: Optional[list[str]] = None) -> int:
     return spin_node(DepthNode, args)
 
 
-def spin_node(node_type: Callable[[], Node], args: Optional[list[str]] = None) -> int:
-    """Build `node_type`, spin it until Ctrl-C/SIGTERM (0), or say why it cannot start (1)."""
+def spin_node(node_type: Callable[[], DepthNode], args: Optional[list[str]] = None) -> int:
+    """Build `node_type`, spin it until Ctrl-C/SIGTERM or until it is finished (a finalized managed node) (0), or
+    say why it cannot start (1). A Ctrl-C/SIGTERM during the start-up (or a managed node's configure) ends it at
+    once with one line and code 0 (`startup_guard`)."""
     rclpy.init(args=args)
-    node: Optional[Node] = None
+    node: Optional[DepthNode] = None
     exit_code = 0
+    cancelled = False
     try:
         node = node_type()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        executor.spin()
+        while rclpy.ok() and not node.finished:
+            executor.spin_once(timeout_sec=0.5)
+        if node.finished:
+            end = time.monotonic() + FINALIZED_LINGER_S
+            while rclpy.ok() and time.monotonic() < end:
+                executor.spin_once(timeout_sec=0.05)
+            rclpy.logging.get_logger(NODE_NAME).info("finalized: exiting")
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except StartupCancelled as error:
+        say("INFO", f"shutdown requested while {error.step}: exiting")
+        cancelled = True
     except StartupError as error:
         rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {error}")
         exit_code = 1
     finally:
         if node is not None:
+            if cancelled:
+                node.cancel_pending_work()
             node.destroy_node()
         rclpy.try_shutdown()
+    if cancelled:
+        # The worker may still be inside a warm-up frame (torch code that cannot be interrupted): the interpreter's
+        # exit would tear it down mid-call (an abort). The node is destroyed and nothing was published: end here.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return exit_code
 
 

@@ -115,13 +115,21 @@ class FrameWorker(Generic[T]):
             RuntimeError: the worker stopped (or was never started) before running it.
             TimeoutError: it did not finish within `timeout` seconds.
         """
+        return self.submit_call(function).result(timeout)
+
+    def submit_call(self, function: Callable[[], Any]) -> Future:
+        """`call` without waiting: the future of its result (a start-up waits on it while watching for Ctrl-C).
+
+        Raises:
+            RuntimeError: the worker is not running.
+        """
         if not self._thread.is_alive() or self._stop.is_set():
             raise RuntimeError("the frame worker is not running")
         future: Future = Future()
         with self._calls_lock:
             self._calls.append((function, future))
         self.slot.wake()
-        return future.result(timeout)
+        return future
 
     def stop(self, timeout: float = 10.0) -> bool:
         """Ask the thread to finish after the current frame and wait for it; True once it has ended. Calls it has

@@ -32,6 +32,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallbackReturn
 
 from dav2_ros.node.depth_node import DepthNode, spin_node
+from dav2_ros.node.startup_guard import StartupCancelled
 from dav2_ros.pipeline.builders import StartupError
 
 
@@ -57,10 +58,14 @@ class ManagedDepthNode(LifecycleNodeMixin, DepthNode):
     # --------------------------------------------------------------------------- transitions
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load and warm up the model, create the (not yet enabled) publishers; FAILURE with the reason logged
-        when the weights cannot be used (the node stays unconfigured)."""
+        when the weights cannot be used (the node stays unconfigured). A Ctrl-C/SIGTERM meanwhile ends the process
+        (`StartupCancelled` passes the lifecycle's handlers to `spin_node`)."""
         try:
-            self._load_model()  # starts the worker (no frames yet: nothing subscribed) and warms up on it
+            with self._guard.busy("configuring"):
+                self._load_model()  # starts the worker (no frames yet: nothing subscribed) and warms up on it
         except StartupError as error:
+            if self._guard.requested:  # the failure came from the shutdown (the worker stopped): end, quietly
+                raise StartupCancelled(self._guard.current_step) from None
             self.get_logger().error(f"configure failed: {error}; still unconfigured (fix it and configure again)")
             self._stop_frames()
             self._release_model()
@@ -99,9 +104,11 @@ class ManagedDepthNode(LifecycleNodeMixin, DepthNode):
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """From any state: undo whatever exists."""
+        """From any state: undo whatever exists; a finalized node can do nothing more, so the process then ends
+        (`finished`: `spin_node` returns 0 once the transition's reply is out)."""
         self._undo_all()
-        self.get_logger().info(f"shut down from {state.label}")
+        self.get_logger().info(f"shut down from {state.label}: the process ends (finalized)")
+        self.finished = True
         return super().on_shutdown(state)
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:

@@ -139,8 +139,8 @@ def test_depth_launch_runs_our_executable_with_the_planned_remappings_and_the_sh
     assert {ast.unparse(keywords[k]) for k in ("executable", "remappings", "respawn", "respawn_delay")} == \
         {"plan.executable", "list(plan.remappings)", "plan.respawn", "plan.respawn_delay"}
     setup = (PROJECT_DIR / "setup.py").read_text()
-    assert re.search(r'"depth_node\s*=\s*dav2_ros\.node\.depth_node:main"', setup)
-    assert re.search(r'"managed_depth_node\s*=\s*dav2_ros\.node\.managed_depth_node:main"', setup)
+    assert re.search(r'"depth_node\s*=\s*dav2_ros\.node\.entry:depth_node"', setup)
+    assert re.search(r'"managed_depth_node\s*=\s*dav2_ros\.node\.entry:managed_depth_node"', setup)
     # The params file and the model arguments come from SetParametersFromFile + SetParameter, in that order; the
     # node's own parameters (cameras, a list) after them.
     assert ast.unparse(keywords["parameters"]) == "node_parameters(plan)"

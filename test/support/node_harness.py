@@ -179,9 +179,11 @@ class NodeProcess:
 
     def __init__(self, params: Mapping[str, Any] = (), remaps: Mapping[str, str] = (), namespace: str = "",
                  env: Optional[Mapping[str, str]] = None, extra_args: Sequence[str] = (),
-                 module: str = "dav2_ros.node.depth_node") -> None:
-        self.cmd = [sys.executable, "-m", module,
-                    *ros_args(params, remaps, namespace), *extra_args]
+                 module: str = "dav2_ros.node.depth_node", executable: Optional[str] = None) -> None:
+        # `executable`: a console script of the venv (`depth_node`, as `ros2 run` starts it) instead of the module
+        script = [str(pathlib.Path(sys.executable).parent / executable)] if executable else None
+        command = script or [sys.executable, "-m", module]
+        self.cmd = [*command, *ros_args(params, remaps, namespace), *extra_args]
         self.env = dict(os.environ)
         self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_DIR), self.env.get("PYTHONPATH")]))
         self.env["PYTHONUNBUFFERED"] = "1"
