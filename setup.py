@@ -47,6 +47,8 @@ setup(
         # dav2_export's ONNX files and the onnxruntime backend (CPU build; on a CUDA machine or a Jetson install
         # onnxruntime-gpu instead, which brings the CUDA and TensorRT execution providers)
         "onnx": ["onnx", "onnxruntime"],
+        # dav2_bags --ray: many bags on a Ray cluster (dav2_ros/offline/fleet_ray.py; imported only with --ray)
+        "fleet": ["ray"],
         "test": [
             "pytest",
             "flake8",  # test/packaging/test_flake8.py
@@ -82,6 +84,7 @@ setup(
             "dav2_export = dav2_ros.cli.export:main",
             "bag_to_depth = dav2_ros.offline.entry_points:bag_to_depth",
             "depth_eval = dav2_ros.offline.entry_points:depth_eval",
+            "dav2_bags = dav2_ros.offline.entry_points:dav2_bags",
         ],
     },
 )

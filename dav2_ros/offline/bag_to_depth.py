@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import pathlib
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from tqdm import tqdm
@@ -27,7 +28,8 @@ from tqdm import tqdm
 from dav2_ros.engines.registry import BACKEND_CHOICES
 from dav2_ros.pipeline.builders import (StartupError, build_estimator, build_processor, describe_estimator,
                                         prepare_estimator, warm_up, warn_unusable)
-from dav2_ros.pipeline.settings import SettingsError
+from dav2_ros.pipeline.processing import FrameProcessor
+from dav2_ros.pipeline.settings import NodeSettings, SettingsError
 from dav2_ros.offline.bag_frames import FrameSource
 from dav2_ros.offline.bag_io import BagError, open_reader, ros2_typestore
 from dav2_ros.offline.camera_topics import select_camera
@@ -57,8 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=pathlib.Path, help="input bag: a rosbag2 folder, or a .mcap / .db3 file")
     p.add_argument("-o", "--output", type=pathlib.Path,
                    help="output bag folder (default: INPUT_depth next to the input)")
-    p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="output storage (default mcap)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output bag")
+    p.add_argument("--summary-json", type=pathlib.Path, help="also write the closing summary as JSON to this file")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_conversion_options(p)
+    return p
+
+
+def add_conversion_options(p: argparse.ArgumentParser) -> None:
+    """The options that decide what one bag's output holds (topics, storage, model): bag_to_depth's, and
+    dav2_bags' for every bag of a batch (`dav2_ros.offline.bag_batch`)."""
+    p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="output storage (default mcap)")
     p.add_argument("--image-topic", help="camera topic, sensor_msgs/Image or CompressedImage (default: the only one)")
     p.add_argument("--info-topic", help="CameraInfo topic (default: <camera ns>/camera_info, else the only one)")
     p.add_argument("--sparse-topic", help="sparse depth for a per-frame metric scale fit: a registered depth Image "
@@ -67,8 +78,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-ns", help="namespace of the output topics (default: the camera's, e.g. /camera)")
     p.add_argument("--copy-input", action="store_true", help="also copy every input message to the output")
     p.add_argument("--colored", action="store_true", help="also write <ns>/depth/colored (bgr8 preview)")
-    p.add_argument("--summary-json", type=pathlib.Path, help="also write the closing summary as JSON to this file")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     model = p.add_argument_group("model (defaults from the params file; these override it)")
     model.add_argument("--params-file", type=pathlib.Path,
                        help="the node's ROS 2 params file (default: the package's config/depth.yaml)")
@@ -90,7 +99,6 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--preprocess", choices=("auto", "exact", "fast"))
     model.add_argument("--allow-random-weights", action="store_true", default=None,
                        help="run on random weights when no checkpoint is found (tests and demos: meaningless depth)")
-    return p
 
 
 def default_output(input_bag: pathlib.Path) -> pathlib.Path:
@@ -131,10 +139,44 @@ def _settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def run(args: argparse.Namespace) -> int:
-    """Convert one bag; raises BagError/SettingsError/StartupError for problems found before the loop."""
+def tool_settings(args: argparse.Namespace) -> NodeSettings:
+    """The model and processing settings of the options: the params file, then --param, then named options."""
     params_file = args.params_file if args.params_file is not None else default_params_file()
-    settings = load_settings(params_file, args.param, _settings_overrides(args))
+    return load_settings(params_file, args.param, _settings_overrides(args))
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedModel:
+    """The estimator and frame processor of some settings, built and warmed up once: bag_to_depth builds one per
+    run, a dav2_bags worker one for all its bags (the processor keeps no state from frame to frame; each bag's
+    converter has its own temporal filter)."""
+
+    processor: FrameProcessor
+    description: dict[str, str]
+
+
+def load_model(settings: NodeSettings) -> LoadedModel:
+    """Build, prepare and warm up the model of `settings`; raises StartupError."""
+    estimator, weights = build_estimator(settings, LOG)
+    prepare_estimator(estimator, settings, LOG)
+    warn_unusable(estimator, settings, LOG)
+    processor = build_processor(estimator, settings)
+    warm_up(processor, settings)  # so the first frame's latency is not one-time setup
+    return LoadedModel(processor, describe_estimator(estimator, settings, weights))
+
+
+def run(args: argparse.Namespace, model: LoadedModel | None = None,
+        progress: Callable[[int], Any] | None = None, stop_requested: Callable[[], bool] | None = None) -> int:
+    """Convert one bag; raises BagError/SettingsError/StartupError for problems found before the loop.
+
+    Args:
+        args: the parsed options.
+        model: a model already loaded for these options (dav2_bags' workers), or None: load it here.
+        progress: makes the frame progress (anything with tqdm's `update(n)` and `close()`) from the bag's frame
+            count; None: a tqdm bar on stderr unless --no-progress.
+        stop_requested: polled between frames to stop early (the output bag stays valid); None: the first Ctrl-C.
+    """
+    settings = tool_settings(args)
     typestore = ros2_typestore()
     output = args.output if args.output is not None else default_output(args.input)
     with contextlib.closing(open_reader(args.input)) as reader:
@@ -143,37 +185,39 @@ def run(args: argparse.Namespace) -> int:
         if sparse is not None and settings.sparse_input != sparse[1]:
             settings = settings.with_params({"sparse.input": sparse[1]})
         prepare_output(output, args.input, args.overwrite)
-        estimator, weights = build_estimator(settings, LOG)
-        prepare_estimator(estimator, settings, LOG)
-        warn_unusable(estimator, settings, LOG)
-        model = describe_estimator(estimator, settings, weights)
-        processor = build_processor(estimator, settings)
-        warm_up(processor, settings)  # so the first frame's latency is not one-time setup
+        if model is None:
+            model = load_model(settings)
+        processor, model_facts = model.processor, model.description
         source = FrameSource(reader, camera, typestore, copy_input=args.copy_input,
                              sparse=sparse[0] if sparse is not None else None)
         aligner = _sparse_aligner(sparse)
         stats = RunStats(frames_in_bag=source.frame_count)
-        progress = tqdm(total=source.frame_count, unit="frame", desc=PROG, disable=args.no_progress,
-                        file=sys.stderr, dynamic_ncols=True)
+        if progress is None:
+            bar = tqdm(total=source.frame_count, unit="frame", desc=PROG, disable=args.no_progress,
+                       file=sys.stderr, dynamic_ncols=True)
+        else:
+            bar = progress(source.frame_count)
         out = OutputBag(output, args.storage, typestore)
         converter = BagConverter(processor, settings, camera, out, typestore,
                                  OutputTopics.under(camera.namespace), colorize=args.colored, sparse=aligner)
+        stopping = StopRequest().installed() if stop_requested is None else contextlib.nullcontext(None)
         try:
-            with StopRequest().installed() as stop:
-                converter.run(source, stats, on_frame=lambda: progress.update(1), stop_requested=lambda: stop.requested)
+            with stopping as stop:
+                converter.run(source, stats, on_frame=lambda: bar.update(1),
+                              stop_requested=stop_requested or (lambda: stop.requested))
         except KeyboardInterrupt:  # a second Ctrl-C: stop right here, still close the bag
             stats.interrupted = True
         except BagError as error:  # the input turned out damaged part-way: keep what was done
             stats.stopped_by_error = str(error)
         finally:
-            progress.close()
+            bar.close()
             out.close()
     header = [
         f"input:    {args.input} (camera {camera.image.topic}; CameraInfo {camera.info_note})",
         f"output:   {output} ({args.storage}), namespace {camera.namespace}",
-        f"model:    {model['model']}, weights {model['weights']}, {model['device']} {model['precision']}, "
-        f"input_size {settings.input_size}",
-        f"engine:   {model['engine']}",
+        f"model:    {model_facts['model']}, weights {model_facts['weights']}, {model_facts['device']} "
+        f"{model_facts['precision']}, input_size {settings.input_size}",
+        f"engine:   {model_facts['engine']}",
     ]
     if not settings.publishes_metric_depth:
         header.append("note:     relative model without relative_scale: only <ns>/depth/relative (unitless inverse "
@@ -187,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
     if args.summary_json is not None:
         summary = {**stats.to_dict(), "output": str(output), "topics": out.counts, "namespace": camera.namespace,
                    "image_topic": camera.image.topic, "info_topic": camera.info.topic if camera.info else None,
-                   "info_note": camera.info_note, "model": model}
+                   "info_note": camera.info_note, "model": model_facts}
         if aligner is not None:
             status = aligner.status()
             summary["sparse"] = {"topic": aligner.topic, "kind": aligner.kind, "frames_fitted": status.frames_fitted,

@@ -36,3 +36,12 @@ def depth_eval() -> int:
     from dav2_ros.offline.depth_eval import main
 
     return main()
+
+
+def dav2_bags() -> int:
+    """`dav2_bags`: see dav2_ros.offline.fleet."""
+    if not _has_rosbags("dav2_bags"):
+        return EXIT_ERROR
+    from dav2_ros.offline.fleet import main
+
+    return main()
