@@ -16,7 +16,7 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         ("share/" + PACKAGE, ["package.xml"]),
         ("share/" + PACKAGE + "/launch", glob("launch/*.launch.py")),
-        ("share/" + PACKAGE + "/config", glob("config/*.yaml")),
+        ("share/" + PACKAGE + "/config", glob("config/*.yaml") + glob("config/*.xml")),
     ],
     # What a pip user needs beyond the ROS 2 core. torch is deliberately unpinned here:
     # scripts/setup_venv.sh installs the CPU build first, a distro user brings their own.
