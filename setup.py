@@ -27,6 +27,9 @@ setup(
         "pyyaml",
         "safetensors",
         "tqdm",
+        # dav2_weights download (imported by dav2_ros/weights/download.py only: the node never needs it);
+        # 1.0 has all it uses (hf_hub_download's endpoint=, huggingface_hub.errors); tests pass on 1.0.0 and 2.4.0
+        "huggingface_hub>=1.0",
         "rosbags",
         # The CPU engine of backend auto (dav2_ros/engines/openvino_engine.py): 1.5-2.3x torch's speed on the CPU.
         "openvino",

@@ -1,8 +1,9 @@
 """The local weights folder and how a checkpoint setting turns into a file path.
 
 The folder is `$DAV2_WEIGHTS_DIR`, else `~/.cache/dav2_ros`. An explicit checkpoint path always
-wins; an empty one means "the official file for this encoder / model type / dataset in the folder".
-Nothing here touches the network: a missing file is an error that says how to fetch it.
+wins; an empty one means "the official file for this encoder / model type / dataset in the folder"
+(`dav2_weights download` makes it a link into the Hugging Face cache, or a copy). Nothing here
+touches the network or imports huggingface_hub: a missing file is an error that says how to fetch it.
 """
 
 from __future__ import annotations
@@ -104,8 +105,9 @@ def resolve_checkpoint(
     if path.is_file():
         return path
     ros_cmd, pip_cmd = download_commands(entry, base)
+    gone = f", a link to {os.readlink(path)} which is gone (Hugging Face cache cleared?)" if path.is_symlink() else ""
     raise WeightsNotFound(
-        f"checkpoint not found: {path} (official {entry.describe()} weights); "
+        f"checkpoint not found: {path}{gone} (official {entry.describe()} weights); "
         f"fetch it with `{ros_cmd}` (pip venv: `{pip_cmd}`), or set the checkpoint to a file you have",
         path,
         ros_cmd,

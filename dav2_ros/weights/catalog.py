@@ -1,9 +1,10 @@
-"""The official Depth Anything V2 checkpoints: file names, Hugging Face URLs and published checksums.
+"""The official Depth Anything V2 checkpoints: file names, Hugging Face repositories, revisions and checksums.
 
 One entry per (encoder, model type, dataset). The SHA-256 values and sizes are the Git LFS
 pointers that the official `depth-anything/*` Hugging Face repositories publish for each file
-(their "Git LFS Details" pages and upload commits); where no such value could be found the entry
-holds None and the downloader checks only the transfer size and that the file loads.
+(their "Git LFS Details" pages and upload commits). The SHA-256 is what pins a file: the
+downloader refuses any other content. Where the commit of a repository is known the download
+is pinned to it as well; the others are fetched from `main` and held to their SHA-256.
 """
 
 from __future__ import annotations
@@ -19,8 +20,16 @@ ENCODER_CHOICES: tuple[str, ...] = get_args(Encoder)
 MODEL_TYPE_CHOICES: tuple[str, ...] = get_args(ModelType)
 DATASET_CHOICES: tuple[str, ...] = get_args(Dataset)
 
-#: Where the files live unless a mirror is named (env DAV2_WEIGHTS_BASE_URL or --base-url).
+#: The hub's own address (the download goes to $DAV2_WEIGHTS_BASE_URL, --base-url or $HF_ENDPOINT when set).
 DEFAULT_BASE_URL = "https://huggingface.co"
+
+#: Full commits of the official repositories, where one was found (each holds the file with the
+#: catalog's SHA-256): Depth-Anything-V2-Small at 03876f8, the revision NVIDIA's Depth Anything
+#: model-preparation script pins together with the same SHA-256 (715fade...). No pinned commit of
+#: the other eight repositories could be found; they are fetched from "main" and held to their SHA-256.
+PINNED_REVISIONS: dict[str, str] = {
+    "depth-anything/Depth-Anything-V2-Small": "03876f8651c73a60fe4c2c48294e09fcb6838fcf",
+}
 
 #: Metric heads were fine-tuned with this output scale (meters): Hypersim indoor, Virtual KITTI 2 outdoor.
 DATASET_MAX_DEPTH: dict[str, float] = DEFAULT_MAX_DEPTH
@@ -40,8 +49,9 @@ class OfficialCheckpoint:
         dataset: metric fine-tuning set ("hypersim" indoor, "vkitti" outdoor); None for relative.
         filename: the official file name, also its name in the weights folder.
         hf_repo: Hugging Face repository ("depth-anything/Depth-Anything-V2-Small", ...).
-        sha256: published SHA-256 of the file, or None where none was found.
+        sha256: published SHA-256 of the file; the downloader keeps nothing else.
         size: published size in bytes, or None where none was found.
+        revision: the repository commit to fetch, or "main" where no commit is pinned.
     """
 
     encoder: Encoder
@@ -49,8 +59,9 @@ class OfficialCheckpoint:
     dataset: Optional[Dataset]
     filename: str
     hf_repo: str
-    sha256: Optional[str]
+    sha256: str
     size: Optional[int]
+    revision: str = "main"
 
     @property
     def max_depth(self) -> Optional[float]:
@@ -59,12 +70,12 @@ class OfficialCheckpoint:
 
     @property
     def url(self) -> str:
-        """The file's Hugging Face download URL."""
+        """The file's Hugging Face download URL (at the pinned revision)."""
         return self.url_from(DEFAULT_BASE_URL)
 
     def url_from(self, base_url: str) -> str:
         """The download URL under another host laid out like the hub (a mirror, a test server)."""
-        return f"{base_url.rstrip('/')}/{self.hf_repo}/resolve/main/{self.filename}"
+        return f"{base_url.rstrip('/')}/{self.hf_repo}/resolve/{self.revision}/{self.filename}"
 
     def describe(self) -> str:
         """A short human label, e.g. 'vits metric hypersim (indoor, max_depth 20 m)'."""
@@ -76,31 +87,33 @@ class OfficialCheckpoint:
         )
 
 
-def _relative(encoder: Encoder, sha256: Optional[str], size: Optional[int]) -> OfficialCheckpoint:
+def _relative(encoder: Encoder, sha256: str, size: Optional[int]) -> OfficialCheckpoint:
     """Catalog entry of a relative-depth checkpoint."""
+    repo = f"depth-anything/Depth-Anything-V2-{_SIZE_NAME[encoder]}"
     return OfficialCheckpoint(
         encoder=encoder,
         model_type="relative",
         dataset=None,
         filename=f"depth_anything_v2_{encoder}.pth",
-        hf_repo=f"depth-anything/Depth-Anything-V2-{_SIZE_NAME[encoder]}",
+        hf_repo=repo,
         sha256=sha256,
         size=size,
+        revision=PINNED_REVISIONS.get(repo, "main"),
     )
 
 
-def _metric(
-    encoder: Encoder, dataset: Dataset, sha256: Optional[str], size: Optional[int]
-) -> OfficialCheckpoint:
+def _metric(encoder: Encoder, dataset: Dataset, sha256: str, size: Optional[int]) -> OfficialCheckpoint:
     """Catalog entry of a metric-depth checkpoint."""
+    repo = f"depth-anything/Depth-Anything-V2-Metric-{_DATASET_REPO_NAME[dataset]}-{_SIZE_NAME[encoder]}"
     return OfficialCheckpoint(
         encoder=encoder,
         model_type="metric",
         dataset=dataset,
         filename=f"depth_anything_v2_metric_{dataset}_{encoder}.pth",
-        hf_repo=f"depth-anything/Depth-Anything-V2-Metric-{_DATASET_REPO_NAME[dataset]}-{_SIZE_NAME[encoder]}",
+        hf_repo=repo,
         sha256=sha256,
         size=size,
+        revision=PINNED_REVISIONS.get(repo, "main"),
     )
 
 
@@ -112,12 +125,13 @@ def _metric(
 #   hypersim vitb / vitl: the repos' blob pages (sizes not published there as exact byte counts)
 #   vkitti vits: blob page; vkitti vitb commit c3208e5 (size 389964656); vkitti vitl commit d749ee0
 #             (size 1341401064)
-#   hypersim vits: not found -> None (size and loadability are still checked)
+#   hypersim vits: the value two independent projects pin for depth_anything_v2_metric_hypersim_vits.pth
+#             (a PowerShell model set-up script and a robot-navigation install guide)
 OFFICIAL_CHECKPOINTS: tuple[OfficialCheckpoint, ...] = (
     _relative("vits", "715fade13be8f229f8a70cc02066f656f2423a59effd0579197bbf57860e1378", 99218434),
     _relative("vitb", "0d2b7002e62d39d655571c371333340bd88f67ab95050c03591555aa05645328", 389961218),
     _relative("vitl", "a7ea19fa0ed99244e67b624c72b8580b7e9553043245905be58796a608eb9345", 1341395338),
-    _metric("vits", "hypersim", None, None),
+    _metric("vits", "hypersim", "b782898d8a3e8be1f639de33837ed85e9b4b73e40f8f5e5cd99067588d722545", None),
     _metric("vitb", "hypersim", "9dc9e274c5eff55c6daf27b660c0ced0eca4e8593a6da90cdcb04d2b4d3f3fa2", None),
     _metric("vitl", "hypersim", "6f82ff2bc543ac02ddff4aa31fa363676a8305dd3ccf04e80e2af115a044cb6d", None),
     _metric("vits", "vkitti", "9203e538d35255c90dda4b7fedb47ff33fe725497bcca3b1e53b3a65ee63f0cb", None),

@@ -1,34 +1,31 @@
-"""Download an official checkpoint into the weights folder, safely.
+"""Download an official checkpoint with huggingface_hub, check it, and link it into the weights folder.
 
-The file is streamed (stdlib urllib, tqdm progress bar) into a hidden temporary file in the
-destination folder, checked (byte count against Content-Length, SHA-256 where the catalog knows
-it, and that it loads as a checkpoint of the expected encoder), and only then renamed into place
-with os.replace. On any failure the temporary file is removed and nothing new appears under the
-final name; a previous file of that name is left untouched.
+`huggingface_hub.hf_hub_download` does the transfer into the Hugging Face cache (`$HF_HUB_CACHE`,
+else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`): the hub's file API (HEAD, then GET, resumed
+with a Range request when the connection drops), a temporary file renamed into `blobs/`, and the
+hub's environment (HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE; huggingface_hub reads HF_ENDPOINT,
+HF_HUB_OFFLINE and the cache folders once, when it is imported). This module then checks the cached
+file -- its SHA-256 against the catalog's published value and that it loads as a checkpoint of the
+expected encoder -- and removes it from the cache when it fails. Only a checked file gets the final
+name in the weights folder: a link into the cache (or a copy), made under a temporary name and
+renamed into place. huggingface_hub is imported only here and only when downloading: the node finds
+the file through the weights folder (`cache.resolve_checkpoint`) and never downloads.
 """
 
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
 import shutil
-import socket
-import sys
-import tempfile
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
-from dav2_ros.weights.catalog import DEFAULT_BASE_URL, OfficialCheckpoint
+from dav2_ros.weights.cache import download_commands
+from dav2_ros.weights.catalog import OfficialCheckpoint
 
 BASE_URL_ENV = "DAV2_WEIGHTS_BASE_URL"
-PARTIAL_PREFIX = ".partial-"
 _CHUNK = 1 << 20
-_USER_AGENT = "dav2_ros-weights/0.1 (+urllib)"
 
 
 class DownloadError(RuntimeError):
@@ -40,26 +37,40 @@ class DownloadResult:
     """What `download_checkpoint` did.
 
     Attributes:
-        path: the checkpoint file in the weights folder.
+        path: the checkpoint's name in the weights folder.
+        cached: the file in the Hugging Face cache that `path` links to (None when the file was already present).
         size: its size in bytes.
-        sha256: its SHA-256 (computed while downloading, or None when the file was already there).
-        checksum_verified: whether the SHA-256 was compared against a published value.
-        downloaded: False when the file was already present and --force was not given.
+        sha256: its SHA-256, checked against the catalog (None when the file was already present).
+        downloaded: False when the file was already present and force was not given.
     """
 
     path: Path
+    cached: Optional[Path]
     size: int
     sha256: Optional[str]
-    checksum_verified: bool
     downloaded: bool
 
 
-def base_url(explicit: Optional[str] = None) -> str:
-    """The host to fetch from: `explicit`, else `$DAV2_WEIGHTS_BASE_URL`, else huggingface.co."""
+def _hub():
+    """The huggingface_hub module, imported on first use (the node never needs it)."""
+    try:
+        import huggingface_hub
+        import huggingface_hub.constants
+        import huggingface_hub.errors
+        import huggingface_hub.utils
+    except ImportError as err:
+        raise DownloadError(
+            f"downloading needs the huggingface_hub package ({err}); install it with `pip install huggingface_hub`"
+        ) from err
+    return huggingface_hub
+
+
+def endpoint(explicit: Optional[str] = None) -> str:
+    """The hub to fetch from: `explicit`, else `$DAV2_WEIGHTS_BASE_URL`, else huggingface_hub's ($HF_ENDPOINT)."""
     for candidate in (explicit, os.environ.get(BASE_URL_ENV)):
         if candidate and candidate.strip():
-            return candidate.strip()
-    return DEFAULT_BASE_URL
+            return candidate.strip().rstrip("/")
+    return _hub().constants.ENDPOINT
 
 
 def sha256_of(path: Path) -> str:
@@ -82,9 +93,9 @@ def verify_loads(path: Path, encoder: str, label: Optional[str] = None) -> None:
     """Check that `path` loads as an official-layout checkpoint of `encoder`.
 
     Args:
-        path: the file to load (usually the temporary download).
+        path: the file to load (the cached download).
         encoder: the encoder its shapes must say.
-        label: how to name the file in messages (the final file name rather than the temporary one).
+        label: how to name the file in messages (the official file name rather than the cache's blob name).
 
     Raises:
         DownloadError: it does not load, or it holds another encoder's weights.
@@ -103,7 +114,7 @@ def verify_loads(path: Path, encoder: str, label: Optional[str] = None) -> None:
         state_dict = load_state_dict(path)
         found, embed_dim = detect_encoder(state_dict)
     except CheckpointError as err:
-        detail = str(err).replace(str(path), label)
+        detail = str(err).replace(str(path), label).replace(path.name, label)
         raise DownloadError(f"the downloaded file does not load as a checkpoint: {detail}") from err
     except Exception as err:  # a loader bug must still end in a clear refusal, not a kept file
         raise DownloadError(
@@ -116,152 +127,72 @@ def verify_loads(path: Path, encoder: str, label: Optional[str] = None) -> None:
         )
 
 
-def _describe_url_error(url: str, err: BaseException) -> str:
-    """One line that says why a request for `url` failed."""
-    if isinstance(err, urllib.error.HTTPError):
-        return f"download of {url} failed: HTTP {err.code} {err.reason}"
-    if isinstance(err, urllib.error.URLError):
-        host = urllib.parse.urlsplit(url).netloc
-        return f"cannot reach {host} for {url}: {err.reason}"
-    if isinstance(err, (socket.timeout, TimeoutError)):
-        return f"download of {url} timed out"
-    return f"download of {url} failed: {err}"
+def _first_line(err: BaseException) -> str:
+    """The first non-empty line of an exception's message (huggingface_hub's run over several)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else err.__class__.__name__
 
 
-def _current_umask() -> int:
-    """The process umask (read by setting and restoring it)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def _describe_hub_error(err: Exception, entry: OfficialCheckpoint, host: str, folder: Path) -> str:
+    """One line that says why hf_hub_download failed and, where it helps, the command to run."""
+    hub = _hub()
+    errors = hub.errors
+    url = entry.url_from(host)
+    _, command = download_commands(entry, folder)
+    if isinstance(err, errors.LocalEntryNotFoundError) and hub.constants.HF_HUB_OFFLINE:
+        return (
+            f"{entry.filename} is not in the Hugging Face cache and HF_HUB_OFFLINE is set, so it cannot be "
+            f"downloaded; unset HF_HUB_OFFLINE and run `{command}` where {host} can be reached"
+        )
+    if isinstance(err, ValueError) and hub.constants.HF_HUB_OFFLINE:  # force_download while offline
+        return f"--force downloads again, which HF_HUB_OFFLINE forbids; unset HF_HUB_OFFLINE to run `{command} --force`"
+    cause = err.__cause__ if isinstance(err, errors.LocalEntryNotFoundError) and err.__cause__ else err
+    response = getattr(cause, "response", None)
+    status = getattr(response, "status_code", None)
+    if isinstance(cause, errors.RevisionNotFoundError):
+        return f"revision {entry.revision} of {entry.hf_repo} not found on {host} (HTTP {status}) for {entry.filename}"
+    if isinstance(cause, errors.RemoteEntryNotFoundError) or status == 404:
+        return (
+            f"{entry.filename} not found at {url} (HTTP 404); check --base-url, {BASE_URL_ENV} and HF_ENDPOINT, "
+            f"then run `{command}` again"
+        )
+    if isinstance(cause, errors.RepositoryNotFoundError) or status in (401, 403):
+        return (
+            f"{entry.hf_repo} is not accessible on {host} (HTTP {status}) for {entry.filename}; "
+            f"a private mirror needs HF_TOKEN"
+        )
+    if status is not None:
+        return f"download of {url} failed: HTTP {status}"
+    if isinstance(cause, errors.FileMetadataError):  # no X-Repo-Commit / ETag: a proxy or login page, not a hub
+        return f"{host} does not answer like a Hugging Face hub for {entry.filename}: {_first_line(cause)}"
+    if isinstance(cause, errors.OfflineModeIsEnabled) or cause is not err:
+        return f"cannot reach {host} for {entry.filename}: {_first_line(cause)}"
+    return f"download of {url} failed: {_first_line(err)}"
 
 
-def _content_length(response: http.client.HTTPResponse) -> Optional[int]:
-    """The response's declared body size, or None when it declares none (or nonsense)."""
-    value = response.headers.get("Content-Length")
+def _discard(cached: Path) -> None:
+    """Remove a refused file from the Hugging Face cache: its snapshot link and the blob it points to."""
+    blob = cached.resolve()
+    cached.unlink(missing_ok=True)
+    if blob != cached:
+        blob.unlink(missing_ok=True)
+
+
+def _place(cached: Path, destination: Path, copy: bool) -> None:
+    """Give `destination` the checked file: a link to `cached` (or a copy), made aside and renamed into place."""
+    tmp = destination.with_name(f".{destination.name}.{os.getpid()}.tmp")
     try:
-        length = int(value) if value is not None else None
-    except ValueError:
-        return None
-    return length if length is not None and length >= 0 else None
-
-
-def _stream_to(
-    response: http.client.HTTPResponse, handle, url: str, total: Optional[int], label: str, progress: bool
-) -> tuple[int, str]:
-    """Copy the response body into `handle` with a progress bar; returns (bytes, sha256 hex)."""
-    from tqdm import tqdm
-
-    digest = hashlib.sha256()
-    received = 0
-    with tqdm(
-        total=total,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1000,
-        desc=label,
-        disable=not progress,
-        file=sys.stderr,
-        leave=True,
-    ) as bar:
-        while True:
+        tmp.unlink(missing_ok=True)
+        if not copy:
             try:
-                chunk = response.read(_CHUNK)
-            except (http.client.IncompleteRead, ConnectionError, socket.timeout, TimeoutError, OSError) as err:
-                of_total = f" of {total}" if total is not None else ""
-                raise DownloadError(
-                    f"connection lost after {received}{of_total} bytes of {url}: {err.__class__.__name__}"
-                    f"{': ' + str(err) if str(err) else ''}"
-                ) from err
-            if not chunk:
-                break
-            handle.write(chunk)
-            digest.update(chunk)
-            received += len(chunk)
-            bar.update(len(chunk))
-    return received, digest.hexdigest()
-
-
-def download_file(
-    url: str,
-    destination: Path,
-    *,
-    expected_sha256: Optional[str] = None,
-    verify: Optional[Callable[[Path], None]] = None,
-    progress: bool = True,
-    timeout: float = 30.0,
-) -> tuple[int, str]:
-    """Fetch `url` into `destination` atomically; returns (size, sha256 hex).
-
-    Args:
-        url: what to fetch (http, https or file).
-        destination: the final file path; its folder is created if needed.
-        expected_sha256: the published checksum, or None to skip that check.
-        verify: called on the complete temporary file before it is renamed; raises to refuse it.
-        progress: show a tqdm progress bar on stderr.
-        timeout: seconds a connection or a single read may stall.
-
-    Raises:
-        DownloadError: any failure; the temporary file is gone and `destination` is unchanged.
-    """
-    folder = destination.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise DownloadError(f"cannot create the weights folder {folder}: {err.strerror or err}") from err
-    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-    try:
-        response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - URL comes from the catalog/user
-    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as err:
-        raise DownloadError(_describe_url_error(url, err)) from err
-
-    tmp_path: Optional[Path] = None
-    try:
-        with response:
-            content_type = response.headers.get("Content-Type", "")
-            if content_type.split(";")[0].strip().lower() == "text/html":
-                raise DownloadError(
-                    f"{url} answered with an HTML page, not a checkpoint file "
-                    f"(a login, rate-limit or error page of a proxy or mirror?)"
-                )
-            total = _content_length(response)
-            if total is not None:
-                free = shutil.disk_usage(folder).free
-                if free < total:
-                    raise DownloadError(
-                        f"not enough space in {folder}: the file is {total} bytes, {free} bytes are free"
-                    )
-            # Same folder (so os.replace is an atomic rename), hidden, and ending in the real file
-            # name so loaders that look at the suffix see ".pth" / ".safetensors".
-            fd, name = tempfile.mkstemp(dir=folder, prefix=PARTIAL_PREFIX, suffix="-" + destination.name)
-            tmp_path = Path(name)
-            with os.fdopen(fd, "wb") as handle:
-                received, digest = _stream_to(response, handle, url, total, destination.name, progress)
-                handle.flush()
-                os.fsync(handle.fileno())
-        if total is not None and received != total:
-            raise DownloadError(
-                f"truncated transfer: received {received} of {total} bytes from {url} "
-                f"(the connection closed early); nothing was saved, try again"
-            )
-        if received == 0:
-            raise DownloadError(f"the server sent an empty file for {url}")
-        if expected_sha256 is not None and digest != expected_sha256.lower():
-            raise DownloadError(
-                f"checksum mismatch for {destination.name}: expected sha256 {expected_sha256}, "
-                f"got {digest}; the file was refused (corrupt transfer or a different file on the server)"
-            )
-        if verify is not None:
-            verify(tmp_path)
-        # mkstemp makes the file owner-only; give it the permissions a normally created file would get.
-        os.chmod(tmp_path, 0o666 & ~_current_umask())
-        os.replace(tmp_path, destination)
-        tmp_path = None
-        return received, digest
-    except OSError as err:
-        raise DownloadError(f"writing {destination} failed: {err.strerror or err}") from err
+                os.symlink(cached, tmp)
+            except OSError:  # no symbolic links on this file system: a copy instead
+                copy = True
+        if copy:
+            shutil.copyfile(cached, tmp)
+        os.replace(tmp, destination)
     finally:
-        if tmp_path is not None:
-            tmp_path.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
 
 
 def download_checkpoint(
@@ -269,31 +200,75 @@ def download_checkpoint(
     folder: Path,
     *,
     base: Optional[str] = None,
+    cache_dir: Optional[Path] = None,
     force: bool = False,
+    copy: bool = False,
     progress: bool = True,
     check_loads: bool = True,
-    timeout: float = 30.0,
+    timeout: Optional[float] = None,
 ) -> DownloadResult:
-    """Download an official checkpoint into `folder` (see the module docstring for the guarantees).
+    """Download an official checkpoint into the Hugging Face cache and link it into `folder` (see the module docstring).
 
     Args:
-        entry: the catalog entry to fetch.
+        entry: the catalog entry to fetch (its repository, file name, revision and SHA-256).
         folder: the weights folder.
-        base: the host (Hugging Face layout); None for `$DAV2_WEIGHTS_BASE_URL` or huggingface.co.
+        base: the hub endpoint; None for `$DAV2_WEIGHTS_BASE_URL`, else `$HF_ENDPOINT`, else huggingface.co.
+        cache_dir: the Hugging Face cache; None for huggingface_hub's ($HF_HUB_CACHE / $HF_HOME).
         force: download again even if the file is already there.
-        progress: show a progress bar on stderr.
+        copy: put a copy in the weights folder instead of a link into the cache.
+        progress: show huggingface_hub's progress bar on stderr.
         check_loads: load the file (model.checkpoint.load_state_dict) and check its encoder before keeping it.
-        timeout: seconds a connection or read may stall.
+        timeout: seconds the metadata request may take; None for huggingface_hub's (HF_HUB_ETAG_TIMEOUT, 10 s).
 
     Raises:
-        DownloadError: with a one-line message; nothing new is left under the final name.
+        DownloadError: with a one-line message; nothing new is left under the final name, and a refused file
+            is removed from the cache.
     """
     destination = folder / entry.filename
     if destination.is_file() and not force:
-        return DownloadResult(destination, destination.stat().st_size, None, False, downloaded=False)
-    url = entry.url_from(base_url(base))
-    verify = (lambda path: verify_loads(path, entry.encoder, entry.filename)) if check_loads else None
-    size, digest = download_file(
-        url, destination, expected_sha256=entry.sha256, verify=verify, progress=progress, timeout=timeout
-    )
-    return DownloadResult(destination, size, digest, entry.sha256 is not None, downloaded=True)
+        return DownloadResult(destination, None, destination.stat().st_size, None, downloaded=False)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DownloadError(f"cannot create the weights folder {folder}: {err.strerror or err}") from err
+    hub = _hub()
+    host = endpoint(base)
+    options = {"etag_timeout": timeout} if timeout is not None else {}
+    silenced = not progress and not hub.utils.are_progress_bars_disabled()
+    if silenced:
+        hub.utils.disable_progress_bars()
+    try:
+        cached = Path(hub.hf_hub_download(
+            entry.hf_repo, entry.filename, revision=entry.revision, endpoint=host,
+            cache_dir=cache_dir, force_download=force, **options,
+        ))
+    except (hub.errors.HfHubHTTPError, hub.errors.LocalEntryNotFoundError, hub.errors.OfflineModeIsEnabled,
+            ValueError) as err:
+        raise DownloadError(_describe_hub_error(err, entry, host, folder)) from err
+    except OSError as err:  # a short transfer, a full disk
+        raise DownloadError(f"download of {entry.url_from(host)} failed: {_first_line(err)}") from err
+    except Exception as err:  # the HTTP client's own errors (a connection dropped past huggingface_hub's retries)
+        raise DownloadError(
+            f"download of {entry.url_from(host)} failed: {err.__class__.__name__}: {_first_line(err)}"
+        ) from err
+    finally:
+        if silenced:
+            hub.utils.enable_progress_bars()
+    try:
+        digest = sha256_of(cached)
+        if digest != entry.sha256:
+            raise DownloadError(
+                f"checksum mismatch for {entry.filename}: expected sha256 {entry.sha256}, got {digest}; "
+                f"the file was refused and removed from the Hugging Face cache (a corrupt transfer, "
+                f"or a different file on {host})"
+            )
+        if check_loads:
+            verify_loads(cached, entry.encoder, entry.filename)
+    except DownloadError:
+        _discard(cached)
+        raise
+    try:
+        _place(cached, destination, copy)
+    except OSError as err:
+        raise DownloadError(f"writing {destination} failed: {err.strerror or err}") from err
+    return DownloadResult(destination, cached, cached.stat().st_size, digest, downloaded=True)

@@ -3,6 +3,7 @@ test_weights_download."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import pytest
 
 from dav2_ros.cli.weights import main
+from dav2_ros.weights import catalog
 from dav2_ros.weights.catalog import official_checkpoint
 from project_paths import PROJECT_DIR
 
@@ -50,7 +52,7 @@ def test_path_with_an_explicit_checkpoint(tmp_path, capsys):
     assert "checkpoint file not found" in capsys.readouterr().err
 
 
-def test_list_shows_the_folder_sizes_official_names_and_partials(tmp_path):
+def test_list_shows_the_folder_sizes_and_official_names_but_no_hidden_files(tmp_path):
     official = official_checkpoint("vits", "metric", "vkitti")
     (tmp_path / official.filename).write_bytes(b"\0" * 2_500_000)
     (tmp_path / "my_finetune.pth").write_bytes(b"\0" * 1234)
@@ -64,7 +66,7 @@ def test_list_shows_the_folder_sizes_official_names_and_partials(tmp_path):
     assert "2.5 MB" in official_line and "official vits metric vkitti (outdoor, max_depth 80 m)" in official_line
     other_line = next(line for line in lines if "my_finetune.pth" in line)
     assert "1.2 kB" in other_line and "not an official file name" in other_line
-    assert any(".partial-abc123" in line and "partial download" in line for line in lines)
+    assert not any(".partial-abc123" in line for line in lines)  # a hidden leftover of the old downloader
     assert not any("README.txt" in line for line in lines)
 
 
@@ -80,15 +82,17 @@ def test_list_all_shows_every_official_file_with_its_url(tmp_path):
     assert any(entry.filename in row and entry.url in row for row in rows)
 
 
-def test_list_check_flags_a_file_that_does_not_match_the_published_sha256(tmp_path, capsys):
-    corrupt = official_checkpoint("vits", "relative")  # has a published sha256
+def test_list_check_flags_a_file_that_does_not_match_the_published_sha256(tmp_path, capsys, monkeypatch):
+    corrupt = official_checkpoint("vits", "relative")
     (tmp_path / corrupt.filename).write_bytes(b"flipped bits")
-    unknown = official_checkpoint("vits", "metric", "hypersim")  # has none
-    (tmp_path / unknown.filename).write_bytes(b"whatever")
+    good = dataclasses.replace(official_checkpoint("vits", "metric", "hypersim"),
+                               sha256=hashlib.sha256(b"stand-in").hexdigest())
+    monkeypatch.setitem(catalog._BY_FILENAME, good.filename, good)
+    (tmp_path / good.filename).write_bytes(b"stand-in")
     assert main(["list", "--check", "--dir", str(tmp_path)]) == 1
     captured = capsys.readouterr()
     assert any(corrupt.filename in line and "[SHA256 MISMATCH]" in line for line in captured.out.splitlines())
-    assert any(unknown.filename in line and "[no published sha256]" in line for line in captured.out.splitlines())
+    assert any(good.filename in line and "[sha256 ok]" in line for line in captured.out.splitlines())
     assert captured.err == "dav2_weights: error: 1 cached file(s) do not match the published sha256\n"
     assert hashlib.sha256(b"flipped bits").hexdigest() != corrupt.sha256
 

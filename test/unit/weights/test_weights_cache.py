@@ -1,5 +1,7 @@
 """The weights folder and checkpoint resolution: explicit path wins, missing files say how to fetch them."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from dav2_ros.weights.cache import (
     resolve_checkpoint,
     weights_dir,
 )
+from project_paths import PROJECT_DIR
 
 
 def test_default_folder_is_env_then_home_cache(monkeypatch, tmp_path):
@@ -78,3 +81,12 @@ def test_home_in_explicit_paths_is_expanded(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / "w.pth").write_bytes(b"x")
     assert resolve_checkpoint("~/w.pth", "vits", "metric") == Path(tmp_path / "w.pth")
+
+
+def test_the_weights_package_imports_no_huggingface_hub():
+    # The node resolves its checkpoint through dav2_ros.weights at start: huggingface_hub is for downloading only.
+    code = ("import sys, dav2_ros.weights, dav2_ros.weights.cache, dav2_ros.weights.download\n"
+            "print('huggingface_hub' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True,
+                            timeout=120, check=True)
+    assert result.stdout.strip() == "False", result.stderr

@@ -27,8 +27,9 @@ def test_every_configuration_has_exactly_one_entry():
 @pytest.mark.parametrize(
     "encoder, model_type, dataset, url",
     [
-        ("vits", "relative", None,
-         "https://huggingface.co/depth-anything/Depth-Anything-V2-Small/resolve/main/depth_anything_v2_vits.pth"),
+        ("vits", "relative", None,  # the one repository with a pinned commit
+         "https://huggingface.co/depth-anything/Depth-Anything-V2-Small/resolve/"
+         "03876f8651c73a60fe4c2c48294e09fcb6838fcf/depth_anything_v2_vits.pth"),
         ("vitb", "relative", None,
          "https://huggingface.co/depth-anything/Depth-Anything-V2-Base/resolve/main/depth_anything_v2_vitb.pth"),
         ("vitl", "relative", None,
@@ -44,7 +45,7 @@ def test_every_configuration_has_exactly_one_entry():
          "depth_anything_v2_metric_hypersim_vitl.pth"),
     ],
 )
-def test_urls_are_the_official_readme_links(encoder, model_type, dataset, url):
+def test_urls_are_the_official_readme_links_at_the_pinned_revision(encoder, model_type, dataset, url):
     assert official_checkpoint(encoder, model_type, dataset).url == url
 
 
@@ -56,10 +57,12 @@ def test_mirror_base_url_keeps_the_hub_layout():
     )
 
 
-def test_checksums_are_sha256_hex_or_none_and_distinct():
-    known = [entry.sha256 for entry in OFFICIAL_CHECKPOINTS if entry.sha256 is not None]
+def test_every_entry_has_a_distinct_sha256_and_a_commit_or_main():
+    known = [entry.sha256 for entry in OFFICIAL_CHECKPOINTS]
     assert all(re.fullmatch(r"[0-9a-f]{64}", value) for value in known)
     assert len(known) == len(set(known))
+    assert all(entry.revision == "main" or re.fullmatch(r"[0-9a-f]{40}", entry.revision)
+               for entry in OFFICIAL_CHECKPOINTS)
     # The two published values we can cross-check by size: Small ~99 MB, Base ~390 MB.
     assert official_checkpoint("vits", "relative").size == 99218434
     assert official_checkpoint("vitb", "relative").size == 389961218

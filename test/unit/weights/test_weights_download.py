@@ -1,9 +1,17 @@
-"""The checkpoint downloader against a real HTTP server on 127.0.0.1 (started per test).
+"""`dav2_weights download` through huggingface_hub against a local server that speaks the hub's file API.
 
-Covers a complete transfer (lands, loads, listed by `dav2_weights list`), a truncated transfer,
-server errors, a wrong checksum, a file that is not a checkpoint, a stalled server and an
-unreachable host: never a partial file under the final name, never a temporary file left behind,
-always a one-line message.
+The server (http.server on 127.0.0.1, one per test) answers what `hf_hub_download` asks:
+HEAD /{repo}/resolve/{revision}/{filename} with X-Repo-Commit, ETag / X-Linked-Etag (the file's
+SHA-256, as the hub sends for LFS files) and X-Linked-Size; GET of the same path, with a Range
+request answered 206; 404 with X-Error-Code: EntryNotFound for a file it does not hold. The files
+are small stand-in checkpoints whose real SHA-256 replaces the catalog's published one.
+
+How the hub's environment reaches huggingface_hub: it reads HF_ENDPOINT, HF_HUB_OFFLINE and the
+cache folders once, at import. Tests in this process therefore pass the endpoint (download's
+`base=`, i.e. the CLI's --base-url / $DAV2_WEIGHTS_BASE_URL) and the cache folder (`cache_dir=`, or
+huggingface_hub.constants.HF_HUB_CACHE patched for `main`), and patch
+huggingface_hub.constants.HF_HUB_OFFLINE; the subprocess tests set HF_ENDPOINT, HF_HUB_OFFLINE and
+HF_HUB_CACHE in the environment of a fresh interpreter, as a user would.
 """
 
 from __future__ import annotations
@@ -13,24 +21,28 @@ import hashlib
 import http.server
 import io
 import os
-import socket
+import re
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+import huggingface_hub.constants
 import pytest
 import torch
 
+from dav2_ros.cli.weights import main
 from dav2_ros.model.standin_weights import reference_tensor
+from dav2_ros.weights import catalog
+from dav2_ros.weights.cache import resolve_checkpoint
 from dav2_ros.weights.catalog import official_checkpoint
-from dav2_ros.weights.download import PARTIAL_PREFIX, DownloadError, download_checkpoint
+from dav2_ros.weights.download import DownloadError, download_checkpoint
 from project_paths import PROJECT_DIR
 
 EMBED_DIM = {"vits": 384, "vitb": 768, "vitl": 1024}
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 def standin_checkpoint_bytes(encoder: str) -> bytes:
@@ -50,67 +62,90 @@ def standin_checkpoint_bytes(encoder: str) -> bytes:
 
 
 @dataclass
-class Route:
-    """What the test server answers on one path.
+class HubServer:
+    """A tiny hub on 127.0.0.1: `files` maps "repo/filename" to bytes; every request lands in `requests`.
 
     Attributes:
-        status: HTTP status; 3xx uses `location`, 4xx/5xx send an error page.
-        body: the bytes of a 200 answer.
-        send: how many bytes of `body` to actually send before closing (None: all).
-        declare_length: send a Content-Length header (the full body's length).
-        stall_s: seconds to sleep after the headers, before the body.
-        location: redirect target path for 3xx.
-        content_type: the Content-Type of a 200 answer.
+        files: the files it serves, under any revision.
+        requests: (method, path, Range header or None) of each request, in order.
+        drop_first_get_after: when set, the first GET of a file sends only this many bytes (of a declared
+            full Content-Length) and closes the connection, like a dropped download.
+        url: the endpoint, http://127.0.0.1:PORT.
     """
 
-    status: int = 200
-    body: bytes = b""
-    send: Optional[int] = None
-    declare_length: bool = True
-    stall_s: float = 0.0
-    location: str = ""
-    content_type: str = "application/octet-stream"
+    files: dict[str, bytes] = field(default_factory=dict)
+    requests: list[tuple[str, str, Optional[str]]] = field(default_factory=list)
+    drop_first_get_after: Optional[int] = None
+    url: str = ""
+
+    @property
+    def file_requests(self) -> list[tuple[str, str, Optional[str]]]:
+        """The requests of the file API (huggingface_hub also asks an endpoint for /api/... on its own)."""
+        return [request for request in self.requests if "/resolve/" in request[1]]
+
+    def serve(self, entry, body: bytes) -> None:
+        """Hold `body` as `entry`'s file."""
+        self.files[f"{entry.hf_repo}/{entry.filename}"] = body
 
 
-@dataclass
-class WeightsServer:
-    """A tiny HTTP/1.0 server laid out like huggingface.co, answering from `routes`."""
-
-    routes: dict[str, Route] = field(default_factory=dict)
-    requests: list[str] = field(default_factory=list)
-    base_url: str = ""
-
-
-def _make_handler(state: WeightsServer):
+def _make_handler(state: HubServer):
     """A request handler class bound to `state`."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server naming
-            state.requests.append(self.path)
-            route = state.routes.get(self.path)
-            if route is None:
-                self.send_error(404, "Entry not found")
-                return
-            if 300 <= route.status < 400:
-                self.send_response(route.status)
-                self.send_header("Location", state.base_url + route.location)
+        def _file(self) -> Optional[bytes]:
+            """The body for /{org}/{name}/resolve/{revision}/{filename}, or None after answering 404."""
+            parts = self.path.split("?")[0].strip("/").split("/")
+            body = None
+            if len(parts) == 5 and parts[2] == "resolve":
+                body = state.files.get(f"{parts[0]}/{parts[1]}/{parts[4]}")
+            if body is None:
+                self.send_response(404)
+                self.send_header("X-Error-Code", "EntryNotFound")
+                self.send_header("X-Error-Message", "Entry not found")
+                self.send_header("X-Repo-Commit", COMMIT)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
-                return
-            if route.status != 200:
-                self.send_error(route.status)
+            return body
+
+        def _metadata_headers(self, body: bytes) -> None:
+            sha = hashlib.sha256(body).hexdigest()
+            self.send_header("X-Repo-Commit", COMMIT)
+            self.send_header("ETag", f'"{hashlib.sha1(body).hexdigest()}"')
+            self.send_header("X-Linked-Etag", f'"{sha}"')
+            self.send_header("X-Linked-Size", str(len(body)))
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("Content-Type", "application/octet-stream")
+
+        def do_HEAD(self) -> None:  # noqa: N802 - http.server naming
+            state.requests.append(("HEAD", self.path, None))
+            body = self._file()
+            if body is None:
                 return
             self.send_response(200)
-            self.send_header("Content-Type", route.content_type)
-            if route.declare_length:
-                self.send_header("Content-Length", str(len(route.body)))
+            self._metadata_headers(body)
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.flush()
-            if route.stall_s:
-                time.sleep(route.stall_s)
-            sent = route.body if route.send is None else route.body[: route.send]
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server naming
+            byte_range = self.headers.get("Range")
+            state.requests.append(("GET", self.path, byte_range))
+            body = self._file()
+            if body is None:
+                return
+            match = re.fullmatch(r"bytes=(\d+)-", byte_range or "")
+            start = int(match.group(1)) if match else 0
+            self.send_response(206 if match else 200)
+            self._metadata_headers(body)
+            if match:
+                self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+            self.send_header("Content-Length", str(len(body) - start))
+            self.end_headers()
+            sent = body[start:]
+            if state.drop_first_get_after is not None:
+                sent, state.drop_first_get_after = sent[: state.drop_first_get_after], None
             try:
                 self.wfile.write(sent)
+                self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
                 pass
             self.close_connection = True
@@ -123,11 +158,11 @@ def _make_handler(state: WeightsServer):
 
 @pytest.fixture()
 def server():
-    """A WeightsServer on an ephemeral 127.0.0.1 port, shut down after the test."""
-    state = WeightsServer()
+    """A HubServer on an ephemeral 127.0.0.1 port, shut down after the test."""
+    state = HubServer()
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(state))
     httpd.daemon_threads = True
-    state.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield state
@@ -136,238 +171,196 @@ def server():
     thread.join(timeout=5)
 
 
-def _path_of(entry) -> str:
-    """The request path of an entry under a hub-layout host."""
-    return f"/{entry.hf_repo}/resolve/main/{entry.filename}"
+def _standin_entry(monkeypatch, body: bytes, *args: str):
+    """The catalog entry for `args` with `body`'s SHA-256 as its published one (also seen by the CLI)."""
+    entry = dataclasses.replace(official_checkpoint(*args), sha256=hashlib.sha256(body).hexdigest())
+    monkeypatch.setitem(catalog._BY_FILENAME, entry.filename, entry)
+    return entry
 
 
-def _assert_nothing_left(folder: Path, filename: str) -> None:
-    """No file under the final name and no temporary file in the folder."""
-    assert not (folder / filename).exists()
-    if folder.exists():
-        assert [p.name for p in folder.iterdir() if p.name.startswith(PARTIAL_PREFIX)] == []
+def _cache_files(cache: Path) -> list[str]:
+    """Every file and link under a Hugging Face cache folder, relative, without its lock files."""
+    if not cache.exists():
+        return []
+    return sorted(str(p.relative_to(cache)) for p in cache.rglob("*")
+                  if (p.is_file() or p.is_symlink()) and ".locks" not in p.parts and p.name != "CACHEDIR.TAG")
 
 
-def _run_cli(*args: str, env_extra: Optional[dict] = None) -> subprocess.CompletedProcess:
-    """`python -m dav2_ros.cli.weights ARGS` with the project on PYTHONPATH."""
-    env = dict(os.environ)
+def _run_cli(*args: str, env_extra: dict, home: Path) -> subprocess.CompletedProcess:
+    """`python -m dav2_ros.cli.weights ARGS` in a fresh interpreter: no HF_* or DAV2_WEIGHTS_* but `env_extra`,
+    HF_HOME under `home`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "DAV2_WEIGHTS_"))}
     env["PYTHONPATH"] = str(PROJECT_DIR) + os.pathsep + env.get("PYTHONPATH", "")
-    env.update(env_extra or {})
-    return subprocess.run(
-        [sys.executable, "-m", "dav2_ros.cli.weights", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    env["HF_HOME"] = str(home / "hf_home")
+    env.update(env_extra)
+    return subprocess.run([sys.executable, "-m", "dav2_ros.cli.weights", *args],
+                          capture_output=True, text=True, env=env, timeout=120)
 
 
-def _assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
-    """A failed CLI run: non-zero status, exactly one error line, no traceback, containing `needles`."""
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("dav2_weights: error:")]
-    assert len(errors) == 1, result.stderr
+def _assert_one_line_error(stderr: str, *needles: str) -> str:
+    """Exactly one `dav2_weights: error:` line, no traceback, containing `needles`; returns the line."""
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("dav2_weights: error:")]
+    assert len(errors) == 1, stderr
     for needle in needles:
         assert needle in errors[0], errors[0]
+    return errors[0]
 
 
-def test_complete_download_lands_loads_and_is_listed(server, tmp_path):
+def test_fresh_download_lands_in_the_hf_cache_linked_from_the_weights_folder(server, tmp_path, monkeypatch, capsys):
     from dav2_ros.model.checkpoint import load_state_dict
 
-    entry = official_checkpoint("vits", "metric", "hypersim")  # no published sha256: size + load checks
     body = standin_checkpoint_bytes("vits")
-    # Like the hub: /resolve/main/ answers with a redirect to the storage host.
-    server.routes[_path_of(entry)] = Route(status=302, location="/cdn/blob-1")
-    server.routes["/cdn/blob-1"] = Route(body=body)
-    folder = tmp_path / "weights"
+    entry = _standin_entry(monkeypatch, body, "vits", "metric", "hypersim")
+    server.serve(entry, body)
+    cache, folder = tmp_path / "hf" / "hub", tmp_path / "weights"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("DAV2_WEIGHTS_BASE_URL", server.url)  # mapped to hf_hub_download's endpoint
 
-    result = _run_cli(
-        "download", "--encoder", "vits", "--model-type", "metric", "--dataset", "hypersim", "--dir", str(folder),
-        env_extra={"DAV2_WEIGHTS_BASE_URL": server.base_url},
-    )
-    assert result.returncode == 0, result.stderr
+    assert main(["download", "--dir", str(folder), "--no-progress"]) == 0
+    out = capsys.readouterr().out
     target = folder / entry.filename
+    cached = cache / f"models--{entry.hf_repo.replace('/', '--')}" / "snapshots" / COMMIT / entry.filename
+    assert target.is_symlink() and Path(os.readlink(target)) == cached
     assert target.read_bytes() == body
-    assert f"saved {target}" in result.stdout
-    assert f"sha256 {hashlib.sha256(body).hexdigest()}" in result.stdout
-    assert server.requests == [_path_of(entry), "/cdn/blob-1"]
-    _assert_nothing_left(folder, "no-such-file")
+    assert f"saved {target} -> {cached}" in out and f"sha256 {entry.sha256}" in out
+    path = f"/{entry.hf_repo}/resolve/{entry.revision}/{entry.filename}"
+    assert server.file_requests == [("HEAD", path, None), ("GET", path, None)]
 
+    # What the node does at start: the official name in the weights folder, no network, no huggingface_hub.
+    assert resolve_checkpoint("", "vits", "metric", "hypersim", folder) == target
     loaded = load_state_dict(target)
-    expected = torch.load(io.BytesIO(body), weights_only=True)
-    assert set(loaded) == set(expected)
-    assert all(torch.equal(loaded[key], expected[key]) for key in expected)
+    assert set(loaded) == set(torch.load(io.BytesIO(body), weights_only=True))
 
-    listing = _run_cli("list", "--dir", str(folder))
-    assert listing.returncode == 0, listing.stderr
-    assert f"weights folder: {folder}" in listing.stdout
-    line = next(line for line in listing.stdout.splitlines() if entry.filename in line)
-    assert "official vits metric hypersim (indoor, max_depth 20 m)" in line
-    assert f"{len(body) / 1e6:.1f} MB" in line
+    assert main(["list", "--dir", str(folder)]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if entry.filename in line)
+    assert "official vits metric hypersim (indoor, max_depth 20 m) (in the Hugging Face cache)" in line
 
-    # A second download is a no-op that says so (and makes no request).
-    again = _run_cli("download", "--dir", str(folder), env_extra={"DAV2_WEIGHTS_BASE_URL": server.base_url})
-    assert again.returncode == 0 and "already present" in again.stdout
-    assert len(server.requests) == 2
+    # Present: a no-op that says so, with no request.
+    assert main(["download", "--dir", str(folder)]) == 0
+    assert "already present" in capsys.readouterr().out and len(server.file_requests) == 2
 
 
-def test_matching_published_checksum_is_verified(server, tmp_path):
+def test_dropped_connection_is_resumed_with_a_range_request(server, tmp_path, monkeypatch):
+    """huggingface_hub 2.x retries within the call (its temporary file is unique to the process and removed on
+    failure); 1.x keeps `blobs/<etag>.incomplete` and continues it on the next run. Either way: a Range request."""
     body = standin_checkpoint_bytes("vitb")
-    entry = dataclasses.replace(
-        official_checkpoint("vitb", "relative"), sha256=hashlib.sha256(body).hexdigest()
-    )
-    server.routes[_path_of(entry)] = Route(body=body)
-    old_umask = os.umask(0o027)
-    try:
-        result = download_checkpoint(entry, tmp_path, base=server.base_url, progress=False)
-    finally:
-        os.umask(old_umask)
-    assert result.downloaded and result.checksum_verified
-    assert result.size == len(body) and (tmp_path / entry.filename).read_bytes() == body
-    # Not the owner-only mode of the temporary file: what a plain open() would have created.
-    assert (tmp_path / entry.filename).stat().st_mode & 0o777 == 0o640
+    entry = _standin_entry(monkeypatch, body, "vitb", "relative")
+    server.serve(entry, body)
+    server.drop_first_get_after = len(body) // 3
+    # huggingface_hub writes what it has read in chunks of 10 MB; smaller ones so this 6 MB file has some on disk.
+    monkeypatch.setattr(huggingface_hub.constants, "DOWNLOAD_CHUNK_SIZE", 1 << 16)
+
+    def download():
+        return download_checkpoint(entry, tmp_path / "w", base=server.url, cache_dir=tmp_path / "hub", progress=False)
+
+    try:  # huggingface_hub 2.x resumes within the call
+        result = download()
+    except DownloadError as err:  # 1.x gives up, keeps blobs/<etag>.incomplete and resumes it on the next run
+        assert "peer closed connection" in str(err) and not (tmp_path / "w" / entry.filename).exists()
+        assert [name for name in _cache_files(tmp_path / "hub") if name.endswith(".incomplete")]
+        result = download()
+    assert result.downloaded and result.sha256 == entry.sha256 and result.path.read_bytes() == body
+    ranges = [byte_range for method, _, byte_range in server.file_requests if method == "GET"]
+    assert len(ranges) == 2 and ranges[0] is None
+    resumed_at = int(re.fullmatch(r"bytes=(\d+)-", ranges[1]).group(1))
+    assert 0 < resumed_at <= len(body) // 3  # the second request asked for the rest only
+    assert not [name for name in _cache_files(tmp_path / "hub") if name.endswith(".incomplete")]
 
 
-def test_truncated_transfer_leaves_nothing_under_the_final_name(server, tmp_path):
-    entry = official_checkpoint("vits", "metric", "vkitti")
-    body = standin_checkpoint_bytes("vits")
-    server.routes[_path_of(entry)] = Route(body=body, send=len(body) // 3)
-    with pytest.raises(DownloadError) as info:
-        download_checkpoint(entry, tmp_path, base=server.base_url, progress=False)
-    message = str(info.value)
-    assert f"truncated transfer: received {len(body) // 3} of {len(body)} bytes" in message
-    assert "\n" not in message
-    _assert_nothing_left(tmp_path, entry.filename)
-
-
-def test_failed_forced_download_keeps_the_previous_file(server, tmp_path):
-    entry = official_checkpoint("vits", "metric", "vkitti")
-    previous = tmp_path / entry.filename
-    previous.write_bytes(b"the file that was there before")
-    body = standin_checkpoint_bytes("vits")
-    server.routes[_path_of(entry)] = Route(body=body, send=1000)
-    with pytest.raises(DownloadError, match="truncated transfer"):
-        download_checkpoint(entry, tmp_path, base=server.base_url, force=True, progress=False)
-    assert previous.read_bytes() == b"the file that was there before"
-    assert sorted(p.name for p in tmp_path.iterdir()) == [entry.filename]
-
-
-def test_truncated_transfer_via_cli_is_one_line_without_traceback(server, tmp_path):
-    entry = official_checkpoint("vitb", "metric", "hypersim")
-    body = standin_checkpoint_bytes("vitb")
-    server.routes[_path_of(entry)] = Route(body=body, send=len(body) - 1)
-    result = _run_cli(
-        "download", "--encoder", "vitb", "--dataset", "hypersim", "--dir", str(tmp_path),
-        "--base-url", server.base_url, "--no-progress",
-    )
-    _assert_one_line_error(result, "truncated transfer", f"of {len(body)} bytes")
-    _assert_nothing_left(tmp_path, entry.filename)
-
-
-@pytest.mark.parametrize("status, reason", [(404, "Not Found"), (500, "Internal Server Error"), (403, "Forbidden")])
-def test_server_error_is_a_clear_message(server, tmp_path, status, reason):
-    entry = official_checkpoint("vits", "relative")
-    if status != 404:
-        server.routes[_path_of(entry)] = Route(status=status)
-    with pytest.raises(DownloadError) as info:
-        download_checkpoint(entry, tmp_path, base=server.base_url, progress=False)
-    assert str(info.value) == (
-        f"download of {server.base_url}{_path_of(entry)} failed: HTTP {status} "
-        f"{'Entry not found' if status == 404 else reason}"
-    )
-    _assert_nothing_left(tmp_path, entry.filename)
-
-
-def test_wrong_checksum_is_refused(server, tmp_path):
-    # The real catalog entry: its published sha256 belongs to the real 99 MB file, not to this one.
+def test_checksum_mismatch_keeps_nothing(server, tmp_path):
+    # The real catalog entry: its published sha256 belongs to the real 99 MB file, not to this stand-in.
     entry = official_checkpoint("vits", "relative")
     body = standin_checkpoint_bytes("vits")
-    server.routes[_path_of(entry)] = Route(body=body)
-    result = _run_cli(
-        "download", "--model-type", "relative", "--dir", str(tmp_path), "--base-url", server.base_url, "--no-progress"
-    )
+    server.serve(entry, body)
+    cache, folder = tmp_path / "hub", tmp_path / "weights"
+    result = _run_cli("download", "--model-type", "relative", "--encoder", "vits", "--dir", str(folder),
+                      "--no-progress", env_extra={"HF_ENDPOINT": server.url, "HF_HUB_CACHE": str(cache)}, home=tmp_path)
+    assert result.returncode == 1
     _assert_one_line_error(
-        result,
-        "checksum mismatch for depth_anything_v2_vits.pth",
-        f"expected sha256 {entry.sha256}",
+        result.stderr,
+        f"checksum mismatch for {entry.filename}: expected sha256 {entry.sha256}",
         f"got {hashlib.sha256(body).hexdigest()}",
+        "removed from the Hugging Face cache",
     )
-    _assert_nothing_left(tmp_path, entry.filename)
+    assert list(folder.iterdir()) == []
+    assert [name for name in _cache_files(cache) if "/blobs/" in name or "/snapshots/" in name] == []
+    # HF_ENDPOINT, read by huggingface_hub at import, took the request to this server at the pinned revision.
+    assert server.file_requests[0] == ("HEAD", f"/{entry.hf_repo}/resolve/{entry.revision}/{entry.filename}", None)
 
 
-def test_an_html_page_is_refused_before_downloading(server, tmp_path):
-    entry = official_checkpoint("vits", "metric", "hypersim")
-    server.routes[_path_of(entry)] = Route(
-        body=b"<html><body>Too many requests, try later</body></html>", content_type="text/html; charset=utf-8"
-    )
-    with pytest.raises(DownloadError) as info:
-        download_checkpoint(entry, tmp_path, base=server.base_url, progress=False)
-    assert str(info.value) == (
-        f"{server.base_url}{_path_of(entry)} answered with an HTML page, not a checkpoint file "
-        f"(a login, rate-limit or error page of a proxy or mirror?)"
-    )
-    _assert_nothing_left(tmp_path, entry.filename)
+def test_a_file_that_does_not_load_is_removed_from_the_cache(server, tmp_path, monkeypatch):
+    body = standin_checkpoint_bytes("vitb")  # vitb weights under the vits name, with a matching sha256
+    entry = _standin_entry(monkeypatch, body, "vits", "metric", "vkitti")
+    server.serve(entry, body)
+    with pytest.raises(DownloadError, match=rf"downloaded {entry.filename} holds vitb weights \(embed dim 768\), "
+                                            r"expected vits$"):
+        download_checkpoint(entry, tmp_path / "w", base=server.url, cache_dir=tmp_path / "hub", progress=False)
+    assert list((tmp_path / "w").iterdir()) == []
+    assert [name for name in _cache_files(tmp_path / "hub") if "/blobs/" in name or "/snapshots/" in name] == []
 
 
-def test_bytes_that_are_not_a_checkpoint_are_refused(server, tmp_path):
-    entry = official_checkpoint("vits", "metric", "hypersim")
-    server.routes[_path_of(entry)] = Route(body=b"\x00\x01 definitely not a torch file " * 100)
-    with pytest.raises(DownloadError) as info:
-        download_checkpoint(entry, tmp_path, base=server.base_url, progress=False)
-    head = b"\x00\x01 definitel"  # the first 12 bytes
-    assert str(info.value) == (
-        f"the downloaded {entry.filename} is not a PyTorch or safetensors file (it starts with {head!r})"
-    )
-    _assert_nothing_left(tmp_path, entry.filename)
-
-
-def test_a_torch_file_cut_short_is_refused_by_the_loader(server, tmp_path):
-    entry = official_checkpoint("vits", "metric", "hypersim")
+def test_offline_with_the_file_cached_needs_no_server(server, tmp_path, monkeypatch):
     body = standin_checkpoint_bytes("vits")
-    server.routes[_path_of(entry)] = Route(body=body[: len(body) // 2])  # a consistent but incomplete file
-    with pytest.raises(DownloadError) as info:
-        download_checkpoint(entry, tmp_path, base=server.base_url, progress=False)
-    message = str(info.value)
-    assert message.startswith(f"the downloaded file does not load as a checkpoint: checkpoint {entry.filename} ")
-    assert PARTIAL_PREFIX not in message and "\n" not in message
-    _assert_nothing_left(tmp_path, entry.filename)
+    entry = _standin_entry(monkeypatch, body, "vits", "metric", "hypersim")
+    server.serve(entry, body)
+    cache = tmp_path / "hub"
+    download_checkpoint(entry, tmp_path / "first", base=server.url, cache_dir=cache, progress=False)
+    server.requests.clear()
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # what HF_HUB_OFFLINE=1 sets at import
+    result = download_checkpoint(entry, tmp_path / "second", base=server.url, cache_dir=cache, progress=False)
+    assert result.downloaded and result.path.read_bytes() == body and result.sha256 == entry.sha256
+    assert server.requests == []
 
 
-def test_another_encoders_weights_are_refused(server, tmp_path):
-    entry = official_checkpoint("vits", "metric", "hypersim")
-    server.routes[_path_of(entry)] = Route(body=standin_checkpoint_bytes("vitb"))
-    with pytest.raises(DownloadError, match=r"downloaded depth_anything_v2_metric_hypersim_vits.pth holds vitb "
-                                            r"weights \(embed dim 768\), expected vits$"):
-        download_checkpoint(entry, tmp_path, base=server.base_url, progress=False)
-    _assert_nothing_left(tmp_path, entry.filename)
+def test_offline_without_the_file_is_one_line_with_the_command(server, tmp_path):
+    folder = tmp_path / "weights"
+    result = _run_cli("download", "--encoder", "vitb", "--model-type", "metric", "--dataset", "vkitti",
+                      "--dir", str(folder), env_extra={"HF_HUB_OFFLINE": "1", "HF_ENDPOINT": server.url,
+                                                       "HF_HUB_CACHE": str(tmp_path / "hub")}, home=tmp_path)
+    assert result.returncode == 1
+    _assert_one_line_error(
+        result.stderr,
+        "depth_anything_v2_metric_vkitti_vitb.pth is not in the Hugging Face cache and HF_HUB_OFFLINE is set",
+        f"`dav2_weights download --encoder vitb --model-type metric --dataset vkitti --dir {folder}`",
+    )
+    assert server.requests == [] and list(folder.iterdir()) == []
 
 
-def test_truncated_file_without_content_length_is_caught_by_the_load_check(server, tmp_path):
-    entry = official_checkpoint("vits", "metric", "hypersim")
+def test_missing_file_is_one_line_naming_the_file_and_the_command(server, tmp_path):
+    entry = official_checkpoint("vitl", "metric", "hypersim")
+    folder = tmp_path / "weights"
+    result = _run_cli("download", "--encoder", "vitl", "--dir", str(folder), "--base-url", server.url,
+                      env_extra={"HF_HUB_CACHE": str(tmp_path / "hub")}, home=tmp_path)
+    assert result.returncode == 1
+    _assert_one_line_error(
+        result.stderr,
+        f"{entry.filename} not found at {entry.url_from(server.url)} (HTTP 404)",
+        f"`dav2_weights download --encoder vitl --model-type metric --dataset hypersim --dir {folder}`",
+    )
+    assert list(folder.iterdir()) == []
+
+
+def test_dav2_weights_base_url_is_the_endpoint_and_copy_gives_a_real_file(server, tmp_path, monkeypatch):
     body = standin_checkpoint_bytes("vits")
-    server.routes[_path_of(entry)] = Route(body=body, send=len(body) // 2, declare_length=False)
-    with pytest.raises(DownloadError, match="does not load as a checkpoint"):
-        download_checkpoint(entry, tmp_path, base=server.base_url, progress=False)
-    _assert_nothing_left(tmp_path, entry.filename)
+    entry = _standin_entry(monkeypatch, body, "vits", "metric", "vkitti")
+    server.serve(entry, body)
+    monkeypatch.setenv("DAV2_WEIGHTS_BASE_URL", server.url + "/")
+    result = download_checkpoint(entry, tmp_path / "w", cache_dir=tmp_path / "hub", copy=True, progress=False)
+    assert not result.path.is_symlink() and result.path.read_bytes() == body
+    assert [p.name for p in (tmp_path / "w").iterdir()] == [entry.filename]  # no temporary name left
+    assert server.file_requests[0][1] == f"/{entry.hf_repo}/resolve/{entry.revision}/{entry.filename}"
 
 
-def test_stalled_server_times_out(server, tmp_path):
-    entry = official_checkpoint("vits", "metric", "hypersim")
-    server.routes[_path_of(entry)] = Route(body=standin_checkpoint_bytes("vits"), stall_s=3.0)
-    start = time.monotonic()
-    with pytest.raises(DownloadError, match=r"connection lost after 0 of \d+ bytes .*timed out"):
-        download_checkpoint(entry, tmp_path, base=server.base_url, progress=False, timeout=0.5)
-    assert time.monotonic() - start < 2.5
-    _assert_nothing_left(tmp_path, entry.filename)
-
-
-def test_unreachable_host_is_a_clear_message(tmp_path):
-    with socket.socket() as probe:  # a port that was free a moment ago and has no listener
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    entry = official_checkpoint("vits", "metric", "hypersim")
-    with pytest.raises(DownloadError,
-                       match=rf"cannot reach 127\.0\.0\.1:{port} for http://127\.0\.0\.1:{port}/.*refused"):
-        download_checkpoint(entry, tmp_path, base=f"http://127.0.0.1:{port}", progress=False)
-    _assert_nothing_left(tmp_path, entry.filename)
+def test_a_cleared_hf_cache_leaves_a_link_that_list_and_the_node_name(server, tmp_path, monkeypatch, capsys):
+    body = standin_checkpoint_bytes("vits")
+    entry = _standin_entry(monkeypatch, body, "vits", "metric", "hypersim")
+    server.serve(entry, body)
+    folder = tmp_path / "w"
+    result = download_checkpoint(entry, folder, base=server.url, cache_dir=tmp_path / "hub", progress=False)
+    result.cached.resolve().unlink()  # what `hf cache delete` does to the blob
+    assert main(["list", "--dir", str(folder)]) == 0
+    assert any(entry.filename in line and "broken link" in line for line in capsys.readouterr().out.splitlines())
+    with pytest.raises(FileNotFoundError, match=r"a link to .* which is gone .*dav2_weights download"):
+        resolve_checkpoint("", "vits", "metric", "hypersim", folder)
