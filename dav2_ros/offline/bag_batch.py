@@ -319,8 +319,20 @@ def convert_one(job: BagJob, args: argparse.Namespace, cache: ModelCache, option
                 time.sleep(RETRY_DELAY_S * attempt)
                 continue
         break
+    if result.status == "failed":
+        _discard_partial(job)
     result.seconds = time.perf_counter() - started - result.model_load_s
     return result
+
+
+def _discard_partial(job: BagJob) -> None:
+    """Remove what a failed bag left unfinished (its reason is in the run's summary), and the staging folder once
+    empty. An interrupted bag keeps its unfinished output (valid, with the frames done) until the next run."""
+    with contextlib.suppress(OSError, BagError):
+        if job.partial.exists():
+            prepare_output(job.partial, job.input, overwrite=True)  # a bag folder only
+        job.partial.with_name(job.partial.name + ".json").unlink(missing_ok=True)
+        job.partial.parent.rmdir()
 
 
 def _convert_attempt(job: BagJob, args: argparse.Namespace, cache: ModelCache, options: dict[str, Any],

@@ -85,7 +85,7 @@ class Plan:
     """How many workers, with how many threads each, on which devices."""
 
     workers: int
-    threads: int | None  # None: the num_threads parameter as given
+    threads: int | None  # inference threads of each worker (None: nothing ran)
     devices: tuple[str | None, ...]  # one per worker: a cuda:N of its own, or None (the options' device)
 
 
@@ -118,8 +118,8 @@ def plan_workers(workers: str, threads: str, bags: int, device: str | None, num_
     else:
         count = _positive("--workers", workers)
     count = max(1, min(count, bags))
-    if wanted_threads is None and not num_threads_param:
-        wanted_threads = max(1, cpus // count)
+    if wanted_threads is None:  # the num_threads parameter when given, else the cores shared out
+        wanted_threads = num_threads_param or max(1, cpus // count)
     devices = tuple(f"cuda:{i % gpus}" for i in range(count)) if gpus else (None,) * count
     return Plan(count, wanted_threads, devices)
 
@@ -351,7 +351,7 @@ def summarize(results: Sequence[BagResult], seconds: float, mode: str, plan: Pla
 def format_run_summary(summary: dict[str, Any]) -> str:
     """The closing summary for people."""
     bags = summary["bags"]
-    threads = summary["threads_per_worker"] or "num_threads"
+    threads = summary["threads_per_worker"]
     how = (f"{summary['mode']}, {summary['workers']} worker(s) x {threads} thread(s)" if summary["workers"]
            else "nothing to convert")
     lines = [

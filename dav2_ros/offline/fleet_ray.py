@@ -65,8 +65,8 @@ def plan_actors(workers: str, threads: str, bags: int, settings: NodeSettings,
     else:
         count = _positive("--workers", workers)
     count = max(1, min(count, bags))
-    if per_actor is None and not settings.num_threads:
-        per_actor = max(1, cpus // count) if not gpus else max(1, cpus // max(gpus, 1))
+    if per_actor is None:  # the num_threads parameter when given, else the cluster's cores shared out
+        per_actor = settings.num_threads or max(1, cpus // count)
     return Plan(count, per_actor, (None,) * count), bool(gpus)
 
 
