@@ -10,6 +10,8 @@ without a copy.
 from __future__ import annotations
 
 import array
+import sys
+from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
@@ -70,3 +72,37 @@ def to_byte_array(values: np.ndarray) -> array.array:
 def zeroed_byte_array(size: int) -> array.array:
     """An ``array('B')`` of ``size`` zero bytes, to be filled in place through ``np.frombuffer``."""
     return array.array("B", b"\0") * size if size else array.array("B")
+
+
+class ReusedByteArrays:
+    """Hands out ``array('B')`` message payloads again instead of allocating (and zero-filling) ~15-30 MB a frame.
+
+    An array is handed out again only when nothing but this pool holds it any more (its reference count says so):
+    a message that still holds one -- queued somewhere, kept by a caller -- keeps its bytes, and the pool allocates
+    another one instead. rclpy's ``publish`` copies the payload into the C message before it returns, so in the
+    node the array is free again once the message object is gone. One pool per output and thread.
+
+    Args:
+        slots: how many arrays to keep (2: one being filled while the last one may still be in use).
+    """
+
+    def __init__(self, slots: int = 2) -> None:
+        self._slots: list[tuple[Hashable, array.array]] = []
+        self._max_slots = slots
+        self.allocations = 0  # arrays made (for tests and benchmarks)
+
+    def take(self, size: int, key: Hashable = None) -> array.array:
+        """An ``array('B')`` of ``size`` bytes for contents of kind ``key`` (e.g. a cloud layout): a kept one that
+        nobody else holds and that last held the same kind (its untouched bytes -- padding -- are as that kind
+        left them), else a new zeroed one (which replaces the oldest kept one)."""
+        for index, (kept_key, data) in enumerate(self._slots):
+            # 3 references: the slot's tuple, `data` here, getrefcount's argument
+            if kept_key == key and len(data) == size and sys.getrefcount(data) <= 3:
+                self._slots.append(self._slots.pop(index))  # most recently used last
+                return data
+        data = zeroed_byte_array(size)
+        self.allocations += 1
+        self._slots.append((key, data))
+        if len(self._slots) > self._max_slots:
+            self._slots.pop(0)
+        return data

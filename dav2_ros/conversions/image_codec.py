@@ -15,7 +15,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
-from dav2_ros.conversions.buffers import byte_view, to_byte_array
+from dav2_ros.conversions.buffers import ReusedByteArrays, byte_view, to_byte_array
 from dav2_ros.conversions.compressed_codec import compressed_msg_to_array
 from dav2_ros.conversions.errors import MAX_SIDE, InputRejected, size_problem
 
@@ -153,19 +153,24 @@ def _as_int(msg: Any, name: str) -> int:
     return as_int
 
 
-def depth_to_image_fields(depth: np.ndarray) -> dict[str, Any]:
-    """Image fields for an HxW depth (or inverse-depth) map: 32FC1 in native byte order, unpadded rows."""
+def depth_to_image_fields(depth: np.ndarray, buffers: ReusedByteArrays | None = None) -> dict[str, Any]:
+    """Image fields for an HxW depth (or inverse-depth) map: 32FC1 in native byte order, unpadded rows. With
+    `buffers`, ``data`` is one of its reused arrays (one copy of the depth, no allocation)."""
     if depth.ndim != 2:
         raise ValueError(f"depth must be a 2-D array, got shape {depth.shape}")
-    values = np.ascontiguousarray(depth, dtype=np.float32)
-    height, width = values.shape
+    height, width = depth.shape
+    if buffers is not None:
+        data = buffers.take(4 * height * width, key="32FC1")
+        np.frombuffer(data, dtype=np.float32).reshape(height, width)[...] = depth
+    else:
+        data = to_byte_array(np.ascontiguousarray(depth, dtype=np.float32))
     return {
         "height": height,
         "width": width,
         "encoding": "32FC1",
         "is_bigendian": int(sys.byteorder == "big"),
         "step": 4 * width,
-        "data": to_byte_array(values),
+        "data": data,
     }
 
 

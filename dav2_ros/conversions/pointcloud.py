@@ -1,6 +1,10 @@
-"""Organized sensor_msgs/PointCloud2 fields in depth_image_proc's exact byte layout, built with numpy.
+"""Organized sensor_msgs/PointCloud2 fields, built with numpy in one pass, in one of two byte layouts.
 
-Layout (verified against the sources): depth_image_proc's ``point_cloud_xyz`` calls
+``compact`` (the node's default): x, y, z FLOAT32 at offsets 0, 4, 8, point_step 12; with color, ``rgb`` FLOAT32 at
+12 and point_step 16 -- the ZED wrapper's layout, half the bytes of depth_image_proc's colored cloud. Consumers read
+fields by name (Nav2's observation buffer and STVL, PCL's ``fromROSMsg``, sensor_msgs_py's ``read_points``, RViz).
+
+``depth_image_proc``: depth_image_proc's exact layout (verified against the sources): its ``point_cloud_xyz`` calls
 ``PointCloud2Modifier::setPointCloud2FieldsByString(1, "xyz")`` and ``point_cloud_xyzrgb`` calls
 ``setPointCloud2FieldsByString(2, "xyz", "rgb")`` (ros-perception/image_pipeline,
 depth_image_proc/src/point_cloud_xyz{,rgb}.cpp). In ros2/common_interfaces
@@ -15,18 +19,25 @@ offset and then 12 bytes of padding. Hence:
 byte order b, g, r, 0 -- the offsets ``PointCloud2Iterator`` uses for its "b", "g", "r" pseudo
 fields. Padding bytes are zero. ``is_bigendian`` is False, so on a big-endian host the floats are
 byte-swapped to little-endian (never the case on x86/ARM robots, but the message stays truthful).
+
+The bytes are written once, straight into the message's ``array('B')``: a fresh zeroed one, or one a
+``ReusedByteArrays`` hands out again (the node: no per-frame allocation of ~15-30 MB).
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 import numpy as np
 
-from dav2_ros.conversions.buffers import zeroed_byte_array
+from dav2_ros.conversions.buffers import ReusedByteArrays, zeroed_byte_array
 
 #: sensor_msgs/PointField datatype constant for FLOAT32.
 FLOAT32 = 7
+
+#: The byte layouts `pointcloud_fields` writes (the node's `cloud_layout` parameter).
+CloudLayout = Literal["compact", "depth_image_proc"]
+CLOUD_LAYOUTS: tuple[CloudLayout, ...] = get_args(CloudLayout)
 
 
 class FieldSpec(NamedTuple):
@@ -39,17 +50,39 @@ class FieldSpec(NamedTuple):
 
 
 XYZ_FIELDS = (FieldSpec("x", 0, FLOAT32, 1), FieldSpec("y", 4, FLOAT32, 1), FieldSpec("z", 8, FLOAT32, 1))
-RGB_FIELD = FieldSpec("rgb", 16, FLOAT32, 1)
-XYZ_POINT_STEP = 16
-XYZRGB_POINT_STEP = 32
+RGB_FIELD = FieldSpec("rgb", 16, FLOAT32, 1)  # depth_image_proc's
+XYZ_POINT_STEP = 16  # depth_image_proc's
+XYZRGB_POINT_STEP = 32  # depth_image_proc's
+#: (layout, colored) -> (rgb offset or None, point_step)
+_LAYOUTS = {
+    ("compact", False): (None, 12),
+    ("compact", True): (12, 16),
+    ("depth_image_proc", False): (None, XYZ_POINT_STEP),
+    ("depth_image_proc", True): (RGB_FIELD.offset, XYZRGB_POINT_STEP),
+}
 
 
-def pointcloud_fields(xyz: np.ndarray, rgb: np.ndarray | None = None) -> dict[str, Any]:
+def cloud_layout(layout: CloudLayout, colored: bool) -> tuple[list[FieldSpec], int]:
+    """The fields and point_step of `layout` with or without the ``rgb`` field."""
+    if layout not in CLOUD_LAYOUTS:
+        raise ValueError(f"cloud layout must be one of {', '.join(CLOUD_LAYOUTS)}, got {layout!r}")
+    rgb_offset, point_step = _LAYOUTS[(layout, colored)]
+    fields = list(XYZ_FIELDS)
+    if rgb_offset is not None:
+        fields.append(FieldSpec("rgb", rgb_offset, FLOAT32, 1))
+    return fields, point_step
+
+
+def pointcloud_fields(xyz: np.ndarray, rgb: np.ndarray | None = None, layout: CloudLayout = "depth_image_proc",
+                      buffers: ReusedByteArrays | None = None) -> dict[str, Any]:
     """PointCloud2 fields for an organized cloud: ``height x width`` points, NaN points kept (is_dense False).
 
     Args:
         xyz: (h, w, 3) float32 points in the optical frame (meters), NaN where invalid.
-        rgb: optional (h, w, 3) uint8 colors in **BGR** order (OpenCV's), same h and w.
+        rgb: optional (h, w, 3) uint8 colors in **BGR** order (OpenCV's), same h and w (any strides).
+        layout: the byte layout (module docstring).
+        buffers: where ``data`` comes from: a reused array of this size and layout (the caller's pool); None: a
+            fresh zeroed one.
 
     Returns:
         dict(height, width, fields=[FieldSpec], is_bigendian=False, point_step, row_step,
@@ -60,15 +93,19 @@ def pointcloud_fields(xyz: np.ndarray, rgb: np.ndarray | None = None) -> dict[st
     height, width = xyz.shape[:2]
     if rgb is not None and (rgb.shape != (height, width, 3) or rgb.dtype != np.uint8):
         raise ValueError(f"rgb must be uint8 of shape {(height, width, 3)}, got {rgb.dtype} {rgb.shape}")
-    point_step = XYZRGB_POINT_STEP if rgb is not None else XYZ_POINT_STEP
-    # Write straight into the message's zeroed byte container (padding stays zero): no second copy.
-    data = zeroed_byte_array(height * width * point_step)
-    np.frombuffer(data, dtype="<f4").reshape(height, width, point_step // 4)[..., :3] = xyz
-    fields = list(XYZ_FIELDS)
+    fields, point_step = cloud_layout(layout, rgb is not None)
+    size = height * width * point_step
+    # Padding bytes are never written, so they stay zero: a reused array comes back only for the same layout.
+    data = buffers.take(size, key=(layout, rgb is not None)) if buffers is not None else zeroed_byte_array(size)
+    points = np.frombuffer(data, dtype="<f4").reshape(height, width, point_step // 4)
+    points[..., :3] = xyz
     if rgb is not None:
-        # Little-endian 0x00RRGGBB is the bytes b, g, r, 0: exactly the BGR pixel, copied as bytes.
-        np.frombuffer(data, dtype=np.uint8).reshape(height, width, point_step)[..., 16:19] = rgb
-        fields.append(RGB_FIELD)
+        # Little-endian 0x00RRGGBB is the bytes b, g, r, 0: exactly the BGR pixel, copied as bytes; the fourth byte
+        # is written too (a reused compact array held another frame's byte there only if it was colored: zero).
+        offset = fields[-1].offset
+        raw = np.frombuffer(data, dtype=np.uint8).reshape(height, width, point_step)
+        raw[..., offset:offset + 3] = rgb
+        raw[..., offset + 3] = 0
     return {
         "height": height,
         "width": width,

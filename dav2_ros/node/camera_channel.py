@@ -17,6 +17,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
+from dav2_ros.conversions.buffers import ReusedByteArrays
 from dav2_ros.pipeline.frame_outputs import CloudOptions, expected_outputs, frame_outputs
 from dav2_ros.geometry.depth_filters import TemporalFilter, TemporalOptions
 from dav2_ros.geometry.intrinsics import Intrinsics, IntrinsicsError, distortion_is_nonzero
@@ -63,6 +64,8 @@ class CameraChannel:
         self.image_topic = self.topic("image/compressed" if settings.input_transport == "compressed" else "image")
         self.camera_info_topic = self.topic("camera_info")
         self._temporal: Optional[TemporalFilter] = None  # used on the worker thread only
+        # The payload arrays of the large outputs, reused frame after frame (worker thread only).
+        self._payloads = {name: ReusedByteArrays() for name in ("relative", "depth", "points")}
         self._create_publishers(settings, create_publisher or node.create_publisher)
         if subscribe:
             self.subscribe()
@@ -208,15 +211,22 @@ class CameraChannel:
         return self._temporal
 
     # ------------------------------------------------------------------------------ outputs
+    def listened(self) -> set[str]:
+        """The outputs someone subscribes to (a recorder counts): only they are built and published."""
+        return {name for name, publisher in self._publishers.items()
+                if publisher is not None and publisher.get_subscription_count() > 0}
+
+    def wants_cloud(self) -> bool:
+        """Someone subscribes to `points`: the frame's points are computed (back-projection) only then."""
+        return self.cloud_pub.get_subscription_count() > 0
+
     def publish(self, header: Header, result: FrameResult, image: np.ndarray, color_order: str,
                 settings: NodeSettings) -> None:
         """Every output of one frame with the input image's header (stamp and frame_id)."""
         self.stats.filters_applied(result.valid_pixels, result.flying_pixels, self._temporal)
-        cloud = CloudOptions(settings.publish_cloud, settings.cloud_rgb, settings.cloud_stride)
-        for name, fields in frame_outputs(result, image, color_order, cloud):
+        cloud = CloudOptions(settings.publish_cloud, settings.cloud_rgb, settings.cloud_stride, settings.cloud_layout)
+        for name, fields in frame_outputs(result, image, color_order, cloud, self.listened(), self._payloads):
             publisher = self._publishers[name]
-            if publisher is None:
-                continue
             if name == "points":
                 publisher.publish(pointcloud_msg(header, fields))
             elif name == "depth_info":

@@ -304,7 +304,8 @@ class DepthNode(Node):
         align = channel.sparse.align_for(msg.header, width, height, intrinsics, settings) if channel.sparse else None
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         request = FrameRequest(image, color_order, intrinsics, colorize=want_colored, align=align,
-                               temporal=channel.temporal_filter(settings), stamp=stamp, source=msg.header.frame_id)
+                               temporal=channel.temporal_filter(settings), stamp=stamp, source=msg.header.frame_id,
+                               cloud=channel.wants_cloud())
         return DecodedFrame(pending, request)
 
     def _refused(self, channels: list[CameraChannel], error: BaseException) -> None:

@@ -16,16 +16,36 @@ from dav2_ros.geometry.intrinsics import Intrinsics
 
 
 def image_msg(header: Header, fields: Mapping[str, Any]) -> Image:
-    """An Image from `depth_to_image_fields` / `bgr_to_image_fields` output."""
-    return Image(header=header, **fields)
+    """An Image from `depth_to_image_fields` / `bgr_to_image_fields` output; its ``data`` array is kept, not
+    copied (`_with_payload`)."""
+    values = dict(fields)
+    data = values.pop("data")
+    return _with_payload(Image(header=header, **_checked(Image), **values), data)
 
 
 def pointcloud_msg(header: Header, fields: Mapping[str, Any]) -> PointCloud2:
-    """A PointCloud2 from `pointcloud_fields` output (its FieldSpec list becomes PointFields)."""
+    """A PointCloud2 from `pointcloud_fields` output (its FieldSpec list becomes PointFields); its ``data`` array is
+    kept, not copied (`_with_payload`)."""
     values = dict(fields)
     specs = values.pop("fields")
+    data = values.pop("data")
     point_fields = [PointField(name=s.name, offset=s.offset, datatype=s.datatype, count=s.count) for s in specs]
-    return PointCloud2(header=header, fields=point_fields, **values)
+    return _with_payload(PointCloud2(header=header, fields=point_fields, **_checked(PointCloud2), **values), data)
+
+
+def _checked(msg_type: type) -> dict[str, bool]:
+    """``check_fields=True`` where the message classes take it (Jazzy and later): only a message that checks its
+    fields keeps an ``array('B')`` given to its ``data`` setter by reference; one that does not copies it (Humble's
+    classes keep it either way and have no such argument)."""
+    return {"check_fields": True} if "_check_fields" in getattr(msg_type, "__slots__", ()) else {}
+
+
+def _with_payload(msg: Any, data: Any) -> Any:
+    """`msg` with ``data`` set through the setter, after construction: the constructor would copy it into a new
+    ``array('B')``. The copies that remain are rclpy's: ``publish`` copies the payload into the C message (through
+    the buffer protocol) and the middleware serializes it -- none of which the Python side can avoid."""
+    msg.data = data
+    return msg
 
 
 def depth_camera_info(header: Header, intrinsics: Intrinsics) -> CameraInfo:

@@ -183,7 +183,7 @@ class BagConverter:
         """Write what the node would publish for this result, with the input header and bag time."""
         ts, out, topics = self._typestore, self._output, self._topics
         settings = self._settings
-        cloud = CloudOptions(settings.publish_cloud, settings.cloud_rgb, settings.cloud_stride)
+        cloud = CloudOptions(settings.publish_cloud, settings.cloud_rgb, settings.cloud_stride, settings.cloud_layout)
         for name, fields in frame_outputs(result, image, color_order, cloud):
             if name == "points":
                 out.write(topics.points, POINTCLOUD_TYPE, timestamp, pointcloud_message(ts, header, fields))

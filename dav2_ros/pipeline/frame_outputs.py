@@ -4,7 +4,7 @@ bytes. ROS-free: the callers wrap each dict in their own message class with the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Container, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -12,7 +12,8 @@ import numpy as np
 
 from dav2_ros.conversions.camera_info import camera_info_fields
 from dav2_ros.conversions.image_codec import bgr_to_image_fields, depth_to_image_fields
-from dav2_ros.conversions.pointcloud import pointcloud_fields
+from dav2_ros.conversions.buffers import ReusedByteArrays
+from dav2_ros.conversions.pointcloud import CloudLayout, pointcloud_fields
 from dav2_ros.pipeline.processing import ColorOrder, FrameResult, cloud_colors
 from dav2_ros.pipeline.settings import NodeSettings
 
@@ -42,23 +43,29 @@ class CloudOptions:
     publish_cloud: bool = True
     cloud_rgb: bool = False
     cloud_stride: int = 1
+    cloud_layout: CloudLayout = "compact"
 
 
-def frame_outputs(result: FrameResult, image: np.ndarray, color_order: ColorOrder,
-                  cloud: CloudOptions) -> Iterator[tuple[OutputName, dict[str, Any]]]:
+def frame_outputs(result: FrameResult, image: np.ndarray, color_order: ColorOrder, cloud: CloudOptions,
+                  wanted: Container[OutputName] = OUTPUT_NAMES,
+                  buffers: Mapping[OutputName, ReusedByteArrays] | None = None,
+                  ) -> Iterator[tuple[OutputName, dict[str, Any]]]:
     """(output name, message fields) for each output this frame has, in publishing order: relative inverse
     depth (relative models), metric depth, the depth CameraInfo (needs intrinsics), the cloud (needs xyz and
-    `publish_cloud`; colored from `image` with `cloud_rgb`), the colorized preview (when it was computed)."""
-    if result.relative is not None:
-        yield "relative", depth_to_image_fields(result.relative)
+    `publish_cloud`; colored from `image` with `cloud_rgb`), the colorized preview (when it was computed).
+
+    Only the outputs in `wanted` are built (the node: those with a subscriber); `buffers` gives an output's
+    payload arrays to reuse (`ReusedByteArrays`), else each message gets fresh ones."""
+    buffers = buffers or {}
+    if result.relative is not None and "relative" in wanted:
+        yield "relative", depth_to_image_fields(result.relative, buffers.get("relative"))
     if result.depth is not None:
-        yield "depth", depth_to_image_fields(result.depth)
-        if result.depth_intrinsics is not None:
+        if "depth" in wanted:
+            yield "depth", depth_to_image_fields(result.depth, buffers.get("depth"))
+        if result.depth_intrinsics is not None and "depth_info" in wanted:
             yield "depth_info", camera_info_fields(result.depth_intrinsics)
-    if result.xyz is not None and cloud.publish_cloud:
-        colors = None
-        if cloud.cloud_rgb:
-            colors = np.ascontiguousarray(cloud_colors(image, color_order, cloud.cloud_stride))
-        yield "points", pointcloud_fields(result.xyz, colors)
-    if result.colored is not None:
+    if result.xyz is not None and cloud.publish_cloud and "points" in wanted:
+        colors = cloud_colors(image, color_order, cloud.cloud_stride) if cloud.cloud_rgb else None
+        yield "points", pointcloud_fields(result.xyz, colors, cloud.cloud_layout, buffers.get("points"))
+    if result.colored is not None and "colored" in wanted:
         yield "colored", bgr_to_image_fields(result.colored)

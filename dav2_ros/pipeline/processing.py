@@ -163,7 +163,8 @@ Align = Callable[[np.ndarray], Optional[tuple[float, float]]]
 
 @dataclass(frozen=True)
 class FrameRequest:
-    """One frame for ``FrameProcessor.process_batch``: the arguments of ``process``, and the frame's ``align``."""
+    """One frame for ``FrameProcessor.process_batch``: the arguments of ``process``, the frame's ``align``, and
+    ``cloud``: False skips this frame's points (the node: nobody subscribes to them) as ``publish_cloud`` off does."""
 
     image: np.ndarray
     color_order: ColorOrder
@@ -173,6 +174,7 @@ class FrameRequest:
     temporal: TemporalFilter | None = None
     stamp: float | None = None
     source: str | None = None
+    cloud: bool = True
 
 
 #: What ``process_batch`` gives per frame: its result, or why it was refused (``InputRejected``/``IntrinsicsError``).
@@ -348,7 +350,7 @@ class FrameProcessor:
 
             xyz = None
             stage = time.perf_counter()
-            if settings.publish_cloud and depth is not None and depth_intrinsics is not None:
+            if settings.publish_cloud and request.cloud and depth is not None and depth_intrinsics is not None:
                 xyz = backproject(depth, depth_intrinsics, settings.cloud_stride)
             timings["cloud"] = time.perf_counter() - stage
             results.append(FrameResult(depth, relative, depth_intrinsics, xyz, None, timings, *counts))
@@ -364,8 +366,8 @@ class FrameProcessor:
         settings = self.settings
         cameras = [
             PinholeRays(i.fx, i.fy, i.cx, i.cy, i.width, i.height)
-            if settings.publish_cloud and i is not None else None
-            for i in intrinsics
+            if settings.publish_cloud and request.cloud and i is not None else None
+            for i, request in zip(intrinsics, requests)
         ]
         frames = self._device_path.run_batch([r.image for r in requests], settings.input_size, color_order, cameras,
                                              settings.cloud_stride)

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Optional, Union, get_args
 
+from dav2_ros.conversions.pointcloud import CLOUD_LAYOUTS, CloudLayout
 from dav2_ros.engines.registry import BACKEND_CHOICES, ENGINES
 from dav2_ros.model.config import ENCODERS, PATCH_SIZE, Dataset, ModelType
 from dav2_ros.model.config import EncoderName as Encoder
@@ -115,6 +116,9 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("cloud_stride", 1, "Keep every Nth row and column in the point cloud (1 = full resolution).",
               int_range=(1, 16, 1)),
     ParamSpec("cloud_rgb", False, "Add the image color to every point as a packed float32 `rgb` field."),
+    ParamSpec("cloud_layout", "compact", "Byte layout of `points`: compact (x y z [rgb] FLOAT32 at 0/4/8 [/12], "
+              "point_step 12, 16 with rgb) or depth_image_proc (its padded layout: point_step 16, 32 with rgb at 16).",
+              choices=CLOUD_LAYOUTS),
     ParamSpec("relative_scale", 0.0, "Relative models only: metric inverse depth [1/m] = relative_scale * output "
               "+ relative_shift, depth = its inverse. 0: no conversion, only depth/relative is published.",
               float_range=(0.0, 1.0e9)),
@@ -217,6 +221,7 @@ class NodeSettings:
     publish_cloud: bool = True
     cloud_stride: int = 1
     cloud_rgb: bool = False
+    cloud_layout: CloudLayout = "compact"
     relative_scale: float = 0.0
     relative_shift: float = 0.0
     sparse_input: SparseInput = "off"

@@ -100,7 +100,7 @@ class CloudChecks:
         assert stride is not None, f"a {cloud.width}x{cloud.height} cloud matches no stride of a {width}x{height} frame"
         names = [f.name for f in cloud.fields]
         assert names in (["x", "y", "z"], ["x", "y", "z", "rgb"]), names
-        assert cloud.point_step == (32 if "rgb" in names else 16), (names, cloud.point_step)
+        assert cloud.point_step == (16 if "rgb" in names else 12), (names, cloud.point_step)  # compact layout
         assert cloud.row_step == cloud.width * cloud.point_step and len(cloud.data) == cloud.row_step * cloud.height
         fields = cloud_fields(cloud)
         if "rgb" in names:

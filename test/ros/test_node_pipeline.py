@@ -146,17 +146,18 @@ def test_validity_range_gives_nan_depth_and_nan_points(rig):
         rig.set(min_depth=0.1, max_valid_depth=20.0)
 
 
-def test_cloud_stride_and_rgb(rig):
-    rig.set(cloud_stride=2, cloud_rgb=True)
+@pytest.mark.parametrize("layout, rgb_offset, point_step", [("compact", 12, 16), ("depth_image_proc", 16, 32)])
+def test_cloud_stride_and_rgb(rig, layout, rgb_offset, point_step):
+    rig.set(cloud_stride=2, cloud_rgb=True, cloud_layout=layout)
     try:
         sent = rig.send()
         depth_msg, info_msg, cloud = rig.outputs(sent, rig.depth, rig.depth_info, rig.points)
     finally:
-        rig.set(cloud_stride=1, cloud_rgb=False)
+        rig.set(cloud_stride=1, cloud_rgb=False, cloud_layout="compact")
     assert (cloud.height, cloud.width) == (360, 640)
     assert_cloud_matches_depth(cloud, image_array(depth_msg), np.asarray(info_msg.k), stride=2)
     rgb_field = next(f for f in cloud.fields if f.name == "rgb")
-    assert rgb_field.offset == 16 and cloud.point_step == 32
+    assert rgb_field.offset == rgb_offset and cloud.point_step == point_step
     packed = cloud_fields(cloud)["rgb"].view(np.uint32)
     bgr = image_array(sent)[::2, ::2].astype(np.uint32)
     np.testing.assert_array_equal(packed, (bgr[..., 2] << 16) | (bgr[..., 1] << 8) | bgr[..., 0])

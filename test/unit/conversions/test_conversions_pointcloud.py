@@ -7,6 +7,7 @@ import struct
 import numpy as np
 import pytest
 
+from dav2_ros.conversions.buffers import ReusedByteArrays
 from dav2_ros.conversions.pointcloud import FieldSpec, pack_rgb, pointcloud_fields
 from dav2_ros.geometry.backproject import backproject
 from dav2_ros.geometry.intrinsics import Intrinsics
@@ -116,3 +117,70 @@ def test_fields_build_a_real_rclpy_pointcloud2(cloud_input):
     msg = sensor_msgs.PointCloud2(**fields)
     assert msg.fields[3].datatype == sensor_msgs.PointField.FLOAT32 == FLOAT32
     assert len(msg.data) == msg.row_step * msg.height
+
+
+def read_points(fields: dict) -> np.ndarray:
+    """sensor_msgs_py.point_cloud2.read_points' way: a structured dtype from the field table (names, offsets,
+    itemsize = point_step), every field read by name wherever it lies."""
+    dtype = np.dtype({"names": [f.name for f in fields["fields"]], "formats": ["<f4"] * len(fields["fields"]),
+                      "offsets": [f.offset for f in fields["fields"]], "itemsize": fields["point_step"]})
+    return np.frombuffer(fields["data"], dtype=dtype).reshape(fields["height"], fields["width"])
+
+
+@pytest.mark.parametrize("colored", [False, True], ids=["xyz", "xyzrgb"])
+def test_the_compact_layout_reads_by_name_as_the_depth_image_proc_layout(cloud_input, colored):
+    depth, intr = cloud_input
+    xyz = backproject(depth, intr)
+    bgr = np.random.default_rng(1).integers(0, 256, size=xyz.shape, dtype=np.uint8) if colored else None
+    compact = pointcloud_fields(xyz, bgr, layout="compact")
+    padded = pointcloud_fields(xyz, bgr, layout="depth_image_proc")
+    assert (compact["point_step"], padded["point_step"]) == ((16, 32) if colored else (12, 16))
+    assert len(compact["data"]) * (2 if colored else 4 / 3) == len(padded["data"])
+    assert [f.name for f in compact["fields"]] == [f.name for f in padded["fields"]]
+    a, b = read_points(compact), read_points(padded)
+    for name in a.dtype.names:
+        assert np.array_equal(a[name].view(np.uint32), b[name].view(np.uint32)), name  # bit for bit, NaN included
+    if colored:
+        assert np.array_equal(a["rgb"].view(np.uint32), pack_rgb(bgr))
+
+
+@pytest.mark.parametrize("layout", ["compact", "depth_image_proc"])
+@pytest.mark.parametrize("colored", [False, True], ids=["xyz", "xyzrgb"])
+def test_reused_payloads_give_the_same_bytes_as_fresh_ones(cloud_input, layout, colored):
+    """Frame after frame from a pool (across a layout change too): every message's bytes are those of a fresh,
+    zeroed array -- padding included."""
+    depth, intr = cloud_input
+    pool = ReusedByteArrays()
+    rng = np.random.default_rng(2)
+    for step in range(5):
+        xyz = backproject(depth * (1 + step), intr)
+        bgr = rng.integers(0, 256, size=xyz.shape, dtype=np.uint8) if colored else None
+        other = "depth_image_proc" if layout == "compact" else "compact"
+        pointcloud_fields(xyz, bgr, layout=other, buffers=pool)  # the pool served another layout meanwhile
+        reused = pointcloud_fields(xyz, bgr, layout=layout, buffers=pool)
+        assert bytes(reused["data"]) == bytes(pointcloud_fields(xyz, bgr, layout=layout)["data"])
+        del reused  # the message is gone: its array may serve the next frame
+    assert pool.allocations == 2  # one per kind, then reuse
+
+
+def test_a_reused_array_is_never_changed_while_something_holds_it(cloud_input):
+    depth, intr = cloud_input
+    pool = ReusedByteArrays(slots=2)
+    held = []  # messages someone keeps (a queue, a caller): their payload must not change
+    for step in range(6):
+        fields = pointcloud_fields(backproject(depth + step, intr), layout="compact", buffers=pool)
+        if step % 2 == 0:
+            held.append((fields["data"], bytes(fields["data"])))
+    for data, copy in held:
+        assert bytes(data) == copy
+    allocations = pool.allocations
+    held.clear()
+    del fields
+    for step in range(4):  # nobody holds them now: the pool stops allocating
+        pointcloud_fields(backproject(depth, intr), layout="compact", buffers=pool)
+    assert pool.allocations == allocations
+
+
+def test_an_unknown_layout_is_refused():
+    with pytest.raises(ValueError, match="cloud layout"):
+        pointcloud_fields(np.zeros((2, 2, 3), np.float32), layout="zed")

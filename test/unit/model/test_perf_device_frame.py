@@ -434,3 +434,23 @@ def test_every_host_path_option_gives_the_same_frame_on_the_device_path(
         else:
             assert got.xyz is None and expected.xyz is None
         assert (got.valid_pixels, got.flying_pixels) == (expected.valid_pixels, expected.flying_pixels)
+
+
+@pytest.mark.parametrize("layout", ["compact", "depth_image_proc"])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_device_and_host_points_give_the_same_cloud_bytes(layout: str, stride: int) -> None:
+    """For one depth map, the device path's points and the numpy path's points make byte-identical messages."""
+    from dav2_ros.conversions.pointcloud import pointcloud_fields
+
+    rng = np.random.default_rng(7)
+    depth = rng.uniform(0.2, 15.0, size=(48, 64)).astype(np.float32)
+    depth[rng.random(depth.shape) < 0.1] = np.nan
+    intr, camera = camera_pair(64, 48)
+    host = backproject(depth, intr, stride)
+    ray_x, ray_y = rays(camera, stride, torch.device("cpu"))
+    device = torch.empty(host.shape, dtype=torch.float32)
+    backproject_(torch.from_numpy(depth), ray_x, ray_y, stride, device)
+    bgr = rng.integers(0, 256, size=host.shape, dtype=np.uint8)
+    for colors in (None, bgr):
+        assert bytes(pointcloud_fields(device.numpy(), colors, layout)["data"]) == \
+            bytes(pointcloud_fields(host, colors, layout)["data"])

@@ -34,7 +34,7 @@ def test_metric_frame_with_intrinsics_has_depth_info_and_points():
     fields = dict(outputs)
     assert fields["depth"]["encoding"] == "32FC1" and (fields["depth"]["height"], fields["depth"]["width"]) == (6, 8)
     assert list(fields["depth_info"]["k"]) == INTRINSICS.k_matrix()
-    assert fields["points"]["point_step"] == 16
+    assert fields["points"]["point_step"] == 12  # the compact layout, the default
 
 
 def test_no_intrinsics_no_depth_info_and_no_cloud_when_switched_off():
@@ -54,16 +54,30 @@ def test_relative_frame_and_preview():
     assert outputs == ["relative", "colored"]
 
 
-def test_cloud_rgb_takes_the_kept_pixels_in_bgr_order():
+@pytest.mark.parametrize("layout, point_step, rgb_offset", [("depth_image_proc", 32, 16), ("compact", 16, 12)])
+def test_cloud_rgb_takes_the_kept_pixels_in_bgr_order(layout, point_step, rgb_offset):
     image = np.zeros((6, 8, 3), dtype=np.uint8)
     image[..., 0], image[..., 2] = 10, 200  # rgb: red 10, blue 200
     xyz = np.zeros((3, 4, 3), dtype=np.float32)
     depth = np.ones((6, 8), dtype=np.float32)
     fields = dict(frame_outputs(result(depth=depth, xyz=xyz), image, "rgb",
-                                CloudOptions(cloud_rgb=True, cloud_stride=2)))["points"]
-    assert fields["point_step"] == 32 and (fields["height"], fields["width"]) == (3, 4)
-    rgb = np.frombuffer(bytes(fields["data"]), dtype=np.uint8).reshape(3, 4, 32)[..., 16:20]
+                                CloudOptions(cloud_rgb=True, cloud_stride=2, cloud_layout=layout)))["points"]
+    assert fields["point_step"] == point_step and (fields["height"], fields["width"]) == (3, 4)
+    raw = np.frombuffer(bytes(fields["data"]), dtype=np.uint8).reshape(3, 4, point_step)
+    rgb = raw[..., rgb_offset:rgb_offset + 4]
     assert rgb[0, 0].tolist() == [200, 0, 10, 0]  # packed 0x00RRGGBB, little endian: B, G, R, 0
+
+
+def test_only_the_wanted_outputs_are_built():
+    """The node builds only what someone subscribes to: with nobody on points, no cloud bytes are made."""
+    depth = np.ones((6, 8), dtype=np.float32)
+    xyz = np.zeros((6, 8, 3), dtype=np.float32)
+    image = np.zeros((6, 8, 3), dtype=np.uint8)
+    frame = result(depth=depth, depth_intrinsics=INTRINSICS, xyz=xyz)
+    assert names(frame_outputs(frame, image, "rgb", CloudOptions(), wanted={"depth"})) == ["depth"]
+    assert names(frame_outputs(frame, image, "rgb", CloudOptions(), wanted={"points", "depth_info"})) == [
+        "depth_info", "points"]
+    assert names(frame_outputs(frame, image, "rgb", CloudOptions(), wanted=())) == []
 
 
 @pytest.mark.parametrize("params, expected", [
