@@ -33,6 +33,9 @@ setup(
         "rosbags",
         # The CPU engine of backend auto (dav2_ros/engines/openvino_engine.py): 1.5-2.3x torch's speed on the CPU.
         "openvino",
+        # JPEG decoding (libjpeg-turbo, the same pixels as OpenCV's) in half OpenCV's time; optional at run time:
+        # without it (a ROS distro's colcon build) compressed frames decode with OpenCV.
+        "simplejpeg",
     ],
     extras_require={
         # precision int8 with the OpenVINO engine (NNCF weight compression); heavy (scipy, pandas, scikit-learn),

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from dav2_ros.conversions import compressed_codec
 from dav2_ros.conversions.compressed_codec import declared_size
 from dav2_ros.conversions.errors import InputRejected
 from dav2_ros.conversions.image_codec import compressed_msg_to_array, image_msg_to_array
@@ -143,3 +144,43 @@ def test_huge_declared_size_is_refused_before_decoding(scene):
     with pytest.raises(InputRejected) as err:
         compressed_msg_to_array(SimpleNamespace(format="jpeg", data=bytes(data)))
     assert err.value.reason == "bad_size"
+
+
+JPEG_VARIANTS = {
+    "baseline 4:2:0": [cv2.IMWRITE_JPEG_QUALITY, 90],
+    "progressive": [cv2.IMWRITE_JPEG_PROGRESSIVE, 1],
+    "4:4:4": [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444],
+    "restart markers": [cv2.IMWRITE_JPEG_RST_INTERVAL, 4],
+}
+
+
+@pytest.mark.skipif(compressed_codec.simplejpeg is None, reason="simplejpeg is not installed: OpenCV decodes alone")
+@pytest.mark.parametrize("gray", [False, True], ids=["color", "gray"])
+@pytest.mark.parametrize("params", JPEG_VARIANTS.values(), ids=JPEG_VARIANTS.keys())
+def test_the_fast_jpeg_decoder_gives_opencvs_pixels(params, gray):
+    rng = np.random.default_rng(3)
+    pixels = cv2.GaussianBlur(rng.integers(0, 256, (120, 200, 3), dtype=np.uint8), (5, 5), 1.5)
+    encoded = cv2.imencode(".jpg", pixels[..., 0] if gray else pixels, params)[1]
+    got, order = compressed_msg_to_array(SimpleNamespace(format="jpeg", data=encoded.tobytes()))
+    expected = cv2.imdecode(encoded, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    assert order == "bgr" and got.shape == (120, 200, 3)
+    assert np.array_equal(got, expected)
+    assert compressed_codec._decode_jpeg(encoded) is not None  # the fast path did decode it
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbled entropy data"])
+def test_a_damaged_jpeg_is_refused_as_before(damage):
+    """What simplejpeg refuses (strict: a truncated file is an error) goes to OpenCV, which decides as it always did."""
+    pixels = np.random.default_rng(4).integers(0, 256, (120, 200, 3), dtype=np.uint8)
+    data = bytearray(cv2.imencode(".jpg", pixels)[1].tobytes())
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    else:
+        data[len(data) // 2: len(data) // 2 + 64] = b"\xff" * 64
+    opencv = cv2.imdecode(np.frombuffer(bytes(data), np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    message = SimpleNamespace(format="jpeg", data=bytes(data))
+    if opencv is None:
+        with pytest.raises(InputRejected, match="decode_failed|not a JPEG"):
+            compressed_msg_to_array(message)
+    else:
+        assert np.array_equal(compressed_msg_to_array(message)[0], opencv)
