@@ -30,6 +30,11 @@ a shared machine hit every tree alike: read the ratio column (column / first col
         PYTHONPATH=. .venv/bin/python benchmarks/bench_message_path.py --input-sizes 70 --frames 20
     ... --project /tmp/dav2_before --project . --input-sizes 70 --frames 15 --sustain-s 8
 
+`--large-data` runs the node AND this process's participant with config/fastdds_large_data.xml
+(FASTDDS_DEFAULT_PROFILES_FILE + ROS_AUTOMATIC_DISCOVERY_RANGE=SYSTEM_DEFAULT, set before rclpy.init;
+docs/large_data.md): shared memory only, samples sent whole; `--dds-profile PATH` for another profile. Fast DDS
+loads a profile once per process, so with and without are two runs (JSON: bench_message_path_large_data.json).
+
 `--device cuda` passes device:=cuda to the node (for a GPU machine; not tried on one yet). Prints markdown tables and
 writes JSON to benchmarks/results/bench_message_path.json (git-ignored; `--json` to change). On 2 cores one project
 takes about 35 s at input size 70 (15 frames, 8 s sustained; mostly node start-ups) and about 2 min more at 518
@@ -544,9 +549,23 @@ def main() -> int:
     parser.add_argument("--device", default="cpu", help="the node's device parameter (cpu, cuda: untested here)")
     parser.add_argument("--encoder", default="vits", choices=("vits", "vitb", "vitl"))
     parser.add_argument("--frame-timeout", type=float, default=60.0, help="seconds to wait for one frame's outputs")
-    parser.add_argument("--json", type=pathlib.Path,
-                        default=ROOT / "benchmarks" / "results" / "bench_message_path.json")
+    parser.add_argument("--large-data", action="store_true",
+                        help="node and this process with the large-data Fast DDS profile (docs/large_data.md)")
+    parser.add_argument("--dds-profile", type=pathlib.Path, default=ROOT / "config" / "fastdds_large_data.xml",
+                        help="the profile used with --large-data")
+    parser.add_argument("--json", type=pathlib.Path, default=None,
+                        help="default: benchmarks/results/bench_message_path[_large_data].json")
     args = parser.parse_args()
+    if args.json is None:
+        name = "bench_message_path_large_data.json" if args.large_data else "bench_message_path.json"
+        args.json = ROOT / "benchmarks" / "results" / name
+    if args.large_data:
+        if not args.dds_profile.is_file():
+            raise SystemExit(f"{args.dds_profile}: no such profile")
+        # Before rclpy.init (Client) and inherited by the node processes (NodeProcess.start copies os.environ).
+        # SYSTEM_DEFAULT: with LOCALHOST rmw_fastrtps adds its own 64 KB transports to the profile's.
+        os.environ.update(FASTDDS_DEFAULT_PROFILES_FILE=str(args.dds_profile.resolve()),
+                          ROS_AUTOMATIC_DISCOVERY_RANGE="SYSTEM_DEFAULT")
     projects = [p.resolve() for p in (args.project or [ROOT])]
     for project in projects:
         if not (project / "dav2_ros" / "node" / "depth_node.py").is_file():
@@ -576,9 +595,10 @@ def main() -> int:
         client.close()
     load_end = os.getloadavg()
 
+    transport = f"large-data profile {args.dds_profile}" if args.large_data else "localhost"
     print(f"\nCPU: {cpu['model']}, avx512_bf16 {'yes' if cpu['avx512_bf16'] else 'no'}, {cpu['cores']} cores; "
           f"device {args.device}, {args.encoder}, random weights; input 1280x720 JPEG (CompressedImage, reliable); "
-          f"Fast DDS localhost; load average {load_start[0]:.2f} -> {load_end[0]:.2f}")
+          f"Fast DDS {transport}; load average {load_start[0]:.2f} -> {load_end[0]:.2f}")
     derived = {size: print_tables(results, labels, projects, size, args) for size in args.input_sizes}
     odd = [(r["namespace"], w) for r in results for w in r.get("node_warnings", [])]
     odd += [(r["namespace"], m) for r in results for m in r["lock_step"]["incomplete"]]
@@ -591,7 +611,8 @@ def main() -> int:
 
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
-        "cpu": cpu, "device": args.device, "encoder": args.encoder, "bag": str(bag),
+        "cpu": cpu, "large_data_profile": str(args.dds_profile) if args.large_data else None,
+        "device": args.device, "encoder": args.encoder, "bag": str(bag),
         "projects": dict(zip(labels, map(str, projects))), "frames": args.frames, "warmup": args.warmup,
         "sustain_s": args.sustain_s, "rate_hz": args.rate, "load_average": [load_start, load_end],
         "elapsed_s": elapsed, "results": results, "derived": {str(k): v for k, v in derived.items()}}, indent=1))

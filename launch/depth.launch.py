@@ -7,6 +7,8 @@
         camera_info_topic:=/{camera}/camera_info
     # managed (lifecycle) node, configured and activated here (leave autostart false for a lifecycle manager)
     ros2 launch dav2_ros depth.launch.py managed:=true autostart:=true
+    # clouds and depth images over shared memory, unfragmented (consumers: docs/large_data.md)
+    ros2 launch dav2_ros depth.launch.py large_data:=true
 
 Parameters come from `params_file` (default: the package's config/depth.yaml; presets indoor.yaml,
 outdoor.yaml, relative.yaml, two_cameras.yaml); the model arguments below override it only when given (empty =
@@ -77,6 +79,12 @@ BRINGUP_ARGUMENTS = {
     "respawn": ("false", "true: restart the node whenever it exits (production robots); false: its exit ends the "
                          "launch."),
     "respawn_delay": ("2.0", "Seconds to wait before restarting the node (with respawn true)."),
+    "large_data": ("false", "true: the node's process runs with large_data_profile and "
+                            "ROS_AUTOMATIC_DISCOVERY_RANGE=SYSTEM_DEFAULT (shared memory only, clouds sent whole "
+                            "instead of 64 KB fragments); every consumer needs the same two variables "
+                            "(docs/large_data.md)."),
+    "large_data_profile": ("", "Fast DDS profile used with large_data true (empty: the package's "
+                               "config/fastdds_large_data.xml)."),
 }
 
 
@@ -129,6 +137,7 @@ def _depth_node(context: LaunchContext) -> list:
         arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
         respawn=plan.respawn,
         respawn_delay=plan.respawn_delay,
+        additional_env=_large_data_env(context),
     )
     overrides = [SetParameter(name=name, value=LaunchConfiguration(name), condition=_given(name))
                  for name in MODEL_ARGUMENTS]
@@ -147,6 +156,20 @@ def _depth_node(context: LaunchContext) -> list:
         node,
     ]))
     return actions
+
+
+def _large_data_env(context: LaunchContext):
+    """With large_data true, the node's environment for config/fastdds_large_data.xml (docs/large_data.md): the
+    profile file, and SYSTEM_DEFAULT because with LOCALHOST rmw_fastrtps appends its own SHM and UDP transports,
+    whose 64 KB limit fragments every sample. None (the launch's environment) otherwise."""
+    large_data = LaunchConfiguration("large_data").perform(context).strip().lower()
+    if large_data not in ("true", "false"):
+        raise ValueError(f"large_data must be true or false, got {large_data!r}")
+    if large_data == "false":
+        return None
+    profile = LaunchConfiguration("large_data_profile").perform(context).strip() or \
+        PathJoinSubstitution([FindPackageShare("dav2_ros"), "config", "fastdds_large_data.xml"])
+    return {"FASTDDS_DEFAULT_PROFILES_FILE": profile, "ROS_AUTOMATIC_DISCOVERY_RANGE": "SYSTEM_DEFAULT"}
 
 
 def _node_exited(event: ProcessExited, context: LaunchContext) -> list:

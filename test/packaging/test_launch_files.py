@@ -31,7 +31,8 @@ REQUIRED_DEPTH_ARGUMENTS = {"encoder", "model_type", "input_size", "checkpoint",
                             "use_sim_time", "log_level"}
 # Launch arguments that are not node parameters of the same name.
 LAUNCH_ONLY = {"params_file", "namespace", "image_topic", "camera_info_topic", "log_level", "bag", "rate",
-               "play_delay", "remappings_file", "managed", "autostart", "respawn", "respawn_delay"}
+               "play_delay", "remappings_file", "managed", "autostart", "respawn", "respawn_delay", "large_data",
+               "large_data_profile"}
 # Parameters every ROS 2 node has.
 BUILTIN_PARAMETERS = {"use_sim_time"}
 
@@ -320,7 +321,8 @@ def _launch_arguments(**given: str) -> dict[str, str]:
 
     defaults = {"params_file": str(CONFIG_DIR / "depth.yaml"), "namespace": "", "image_topic": "/camera/image_raw",
                 "camera_info_topic": "/camera/camera_info", "use_sim_time": "false", "log_level": "info",
-                "managed": "false", "autostart": "false", "respawn": "false", "respawn_delay": "2.0"}
+                "managed": "false", "autostart": "false", "respawn": "false", "respawn_delay": "2.0",
+                "large_data": "false"}
     arguments = {name: "" for name in declared_arguments(DEPTH_LAUNCH)} | defaults | given
     assert set(PLAN_ARGUMENTS) <= set(arguments)
     return arguments
@@ -384,6 +386,47 @@ def test_a_set_parameter_list_reaches_the_node_as_one_string():
     cameras = _node_parameter(["-p", rule], "cameras", "")
     assert cameras == "('front', 'rear')"
     assert check_value("cameras", cameras) == "expected a list of camera names, got str"
+
+
+def _node_action(actions: list) -> Any:
+    (group,) = [action for action in actions if type(action).__name__ == "GroupAction"]
+    (node,) = [action for action in group.args[0] if type(action).__name__ in ("Node", "LifecycleNode")]
+    return node
+
+
+@pytest.mark.parametrize("managed", ["false", "true"])
+def test_large_data_sets_the_profile_and_system_default_discovery_in_the_node_process_only(monkeypatch, managed):
+    """large_data:=true gives the node's process (launch_ros passes Node's additional_env to ExecuteProcess, Humble
+    to Kilted) the package's config/fastdds_large_data.xml and ROS_AUTOMATIC_DISCOVERY_RANGE=SYSTEM_DEFAULT (with
+    LOCALHOST rmw_fastrtps adds its own 64 KB transports: test/ros/test_large_data_transport.py), the environment
+    docs/large_data.md gives consumers; large_data_profile replaces the file; false leaves the launch's environment."""
+    launch = _depth_launch_on_stand_ins(monkeypatch)
+    context = types.SimpleNamespace(arguments=_launch_arguments(large_data="true", managed=managed),
+                                    is_shutdown=False)
+    env = _node_action(launch._depth_node(context)).kwargs["additional_env"]
+    assert set(env) == {"FASTDDS_DEFAULT_PROFILES_FILE", "ROS_AUTOMATIC_DISCOVERY_RANGE"}
+    assert env["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "SYSTEM_DEFAULT"
+    profile = env["FASTDDS_DEFAULT_PROFILES_FILE"]
+    assert type(profile).__name__ == "PathJoinSubstitution"
+    share, *rest = profile.args[0]
+    assert type(share).__name__ == "FindPackageShare" and share.args == ("dav2_ros",)
+    assert rest == ["config", "fastdds_large_data.xml"] and (CONFIG_DIR / "fastdds_large_data.xml").is_file()
+    docs = (PROJECT_DIR / "docs" / "large_data.md").read_text()
+    assert "FASTDDS_DEFAULT_PROFILES_FILE=" in docs and "ROS_AUTOMATIC_DISCOVERY_RANGE=SYSTEM_DEFAULT" in docs
+
+    context.arguments.update(large_data="True", large_data_profile="/robot/my_profile.xml")
+    env = _node_action(launch._depth_node(context)).kwargs["additional_env"]
+    assert env == {"FASTDDS_DEFAULT_PROFILES_FILE": "/robot/my_profile.xml",
+                   "ROS_AUTOMATIC_DISCOVERY_RANGE": "SYSTEM_DEFAULT"}
+    context.arguments["large_data"] = "false"
+    assert _node_action(launch._depth_node(context)).kwargs["additional_env"] is None
+
+
+def test_large_data_refuses_values_other_than_true_or_false(monkeypatch):
+    launch = _depth_launch_on_stand_ins(monkeypatch)
+    context = types.SimpleNamespace(arguments=_launch_arguments(large_data="yes"), is_shutdown=False)
+    with pytest.raises(ValueError, match="large_data must be true or false, got 'yes'"):
+        launch._depth_node(context)
 
 
 @pytest.mark.parametrize("path", [DEPTH_LAUNCH, REPLAY_LAUNCH], ids=lambda p: p.name)
