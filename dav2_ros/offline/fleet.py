@@ -41,10 +41,11 @@ EXIT_ERROR = 1
 EXIT_SOME_FAILED = 2
 EXIT_INTERRUPTED = 130
 LOCK_NAME = ".dav2_bags.lock"
-# Measured on the 2-core AMD EPYC (Zen 4) this was written on (benchmarks/bench_fleet.py, docs/fleet.md):
-# processes beat threads on small CPUs (the per-frame work outside the network -- decode, filters, cloud, bag
-# writing -- runs on one core per process), so `auto` gives each core its own worker while bags last.
-CPU_THREADS_PER_WORKER = 1
+# Measured on the 2-core AMD EPYC (Zen 4) this was written on, shared with other jobs (benchmarks/bench_fleet.py,
+# docs/fleet.md): 1 worker x 2 threads beat 2 workers x 1 thread in all three runs (input_size 70 and 266): two
+# models load at once on the same cores, and two processes contend for cores already busy. So `auto` gives each
+# worker two cores: 1 worker here, 8 on 16 cores.
+CPU_THREADS_PER_WORKER = 2
 LOG = logging.getLogger(PROG)
 
 

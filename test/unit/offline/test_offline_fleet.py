@@ -249,9 +249,12 @@ def test_finding_bags_and_their_outputs(tmp_path: pathlib.Path, tree: pathlib.Pa
 
 
 def test_workers_and_threads() -> None:
-    plan = fleet.plan_workers("auto", "auto", bags=6, device="cpu", cpus=2, gpus=0)
-    assert (plan.workers, plan.threads) == (2, 1)
-    assert fleet.plan_workers("auto", "auto", bags=1, device="cpu", cpus=2, gpus=0).threads == 2  # one bag: all cores
+    plan = fleet.plan_workers("auto", "auto", bags=6, device="cpu", cpus=2, gpus=0)  # measured: 1 x 2 beats 2 x 1
+    assert (plan.workers, plan.threads) == (1, 2)
+    plan = fleet.plan_workers("auto", "auto", bags=20, device="cpu", cpus=16, gpus=0)
+    assert (plan.workers, plan.threads) == (8, 2)
+    assert fleet.plan_workers("auto", "auto", bags=1, device="cpu", cpus=16, gpus=0).threads == 16  # one bag
+    assert fleet.plan_workers("auto", "1", bags=6, device="cpu", cpus=2, gpus=0).workers == 2
     assert fleet.plan_workers("auto", "2", bags=6, device="cpu", cpus=8, gpus=0).workers == 4
     assert fleet.plan_workers("3", "auto", bags=6, device="cpu", cpus=2, gpus=0).workers == 3
     plan = fleet.plan_workers("auto", "auto", bags=6, device="auto", cpus=16, gpus=2)  # one worker per GPU
