@@ -80,7 +80,7 @@ def main() -> int:
                 if mode == "transformers-fp32":
                     built[key] = modes.build_estimator(mode, encoder, max_depth=max_depth)
                 else:
-                    from dav2_ros.model.estimator import DepthEstimator
+                    from dav2_ros.engines.estimator import DepthEstimator
 
                     backend, preprocess, precision = modes.ESTIMATOR_MODES[mode]
                     built[key] = DepthEstimator.random(

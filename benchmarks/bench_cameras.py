@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_model import cpu_name  # noqa: E402
 from dav2_ros.geometry.intrinsics import Intrinsics  # noqa: E402
-from dav2_ros.model.estimator import DepthEstimator  # noqa: E402
+from dav2_ros.engines.estimator import DepthEstimator  # noqa: E402
 from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, ProcessingSettings  # noqa: E402
 
 FRAME_SOURCE = ROOT / "test" / "fixtures" / "parity" / "tum_metric20_vits_518.npz"  # a real 640x480 TUM frame

@@ -170,7 +170,7 @@ def cost(gt: np.ndarray, repeats: int) -> dict[str, Any]:
     import cv2
     import torch
 
-    from dav2_ros.model.device_geometry import edge_keep
+    from dav2_ros.engines.torch_runtime.device_geometry import edge_keep
 
     results: dict[str, Any] = {}
     print(f"\n### Cost per frame (median of {repeats}, interleaved; {cpu_name()})\n")
@@ -206,7 +206,7 @@ def cost(gt: np.ndarray, repeats: int) -> dict[str, Any]:
 def end_to_end(repeats: int) -> dict[str, Any]:
     """A whole FrameProcessor frame (random vits, input 518, 640x480) with both filters on vs off, interleaved."""
     from dav2_ros.geometry.intrinsics import Intrinsics
-    from dav2_ros.model.estimator import DepthEstimator
+    from dav2_ros.engines.estimator import DepthEstimator
     from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, ProcessingSettings
 
     fixture = ROOT / "test" / "fixtures" / "parity" / "tum_vits_308.npz"

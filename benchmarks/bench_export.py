@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from dav2_ros.engines import export as ex  # noqa: E402
 from dav2_ros.model.config import ModelConfig  # noqa: E402
 from dav2_ros.model.depth_anything_v2 import DepthAnythingV2  # noqa: E402
-from dav2_ros.model.standin_weights import reference_state_dict  # noqa: E402
+from dav2_ros.weights.standin_weights import reference_state_dict  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -61,7 +61,7 @@ def parity() -> int:
     """Every parity case through the onnxruntime engine (CPU provider, fp32, exact preprocessing, a fresh engine
     cache): max and mean error against the official output."""
     from dav2_ros.engines.base import EngineOptions
-    from dav2_ros.model.estimator import DepthEstimator
+    from dav2_ros.engines.estimator import DepthEstimator
 
     folders = [ROOT / "test" / "fixtures" / "parity", ROOT.parent / "shared" / "reference" / "cases",
                ROOT.parents[1] / "shared" / "reference" / "cases"]
@@ -136,7 +136,7 @@ def main() -> int:
                         os.link(check.path, onnx_file)
         speed = {}
         if onnx_file is not None:
-            from dav2_ros.model.estimator import DepthEstimator
+            from dav2_ros.engines.estimator import DepthEstimator
 
             torch_net = DepthEstimator.random(encoder="vits", model_type="relative", device="cpu", precision="fp32",
                                               preprocess="exact").model  # the torch engine's fp32 module

@@ -29,8 +29,8 @@ import torch
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dav2_ros.model.device import cpu_has_native_bf16  # noqa: E402
-from dav2_ros.model.estimator import DepthEstimator  # noqa: E402
+from dav2_ros.engines.torch_runtime.device import cpu_has_native_bf16  # noqa: E402
+from dav2_ros.engines.estimator import DepthEstimator  # noqa: E402
 from modes import official_to_hf  # noqa: E402  (shared with bench_pipeline)
 
 FRAME = ROOT / "test" / "fixtures" / "parity" / "tum_metric20_vits_518.npz"  # a 640x480 TUM RGB-D frame

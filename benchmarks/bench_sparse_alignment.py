@@ -152,7 +152,7 @@ def cost(gt: np.ndarray, repeats: int) -> list[dict]:
 def model_ms(repeats: int) -> float | None:
     if repeats <= 0:
         return None
-    from dav2_ros.model.estimator import DepthEstimator
+    from dav2_ros.engines.estimator import DepthEstimator
 
     estimator = DepthEstimator.random(encoder="vits", model_type="relative", device="cpu", precision="fp32")
     image = np.random.default_rng(0).integers(0, 255, (480, 640, 3), np.uint8)

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from dav2_ros.model.config import ModelConfig  # noqa: E402
 from dav2_ros.model.depth_anything_v2 import DepthAnythingV2  # noqa: E402
-from dav2_ros.model.preprocess import network_size  # noqa: E402
+from dav2_ros.engines.preprocess import network_size  # noqa: E402
 
 #: Which op class runs in which dtype, per benchmark mode (the rest of the work is elementwise: not counted).
 MODE_DTYPES: dict[str, dict[str, str]] = {
@@ -89,7 +89,7 @@ def measure_matmul(threads: int | None = None, min_seconds: float = 1.0) -> dict
     int8 is torch's dynamic quantized Linear (fbgemm on x86), the same kernel as `Int8DynamicLinear`, fed fp32
     and returning fp32 (the per-call quantization of the input is included, as in the model).
     """
-    from dav2_ros.model.quantize import Int8DynamicLinear, int8_available
+    from dav2_ros.engines.torch_runtime.quantize import Int8DynamicLinear, int8_available
 
     if threads:
         torch.set_num_threads(threads)

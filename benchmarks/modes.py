@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from dav2_ros.model.config import ENCODERS
-from dav2_ros.model.estimator import DepthEstimator
+from dav2_ros.engines.estimator import DepthEstimator
 
 Mode = Literal["default", "exact-fp32", "exact-bf16", "fast-fp32", "fast-bf16", "fast-int8", "openvino-fp32",
                "openvino-bf16", "openvino-int8", "transformers-fp32"]
@@ -122,7 +122,7 @@ def hf_model(official_model: torch.nn.Module, encoder: str, max_depth: float) ->
 def official_to_hf(official: dict[str, torch.Tensor], hf_keys: list[str]) -> dict[str, torch.Tensor]:
     """Official weights under transformers' names: the package's `hf_to_official` run backwards by probing it with
     one numbered scalar per transformers key (q/k/v come back as the three row blocks of a merged qkv)."""
-    from dav2_ros.model.hf_layout import hf_to_official
+    from dav2_ros.weights.hf_layout import hf_to_official
 
     probe = {key: torch.tensor([float(i)]) for i, key in enumerate(hf_keys)}
     values = {}

@@ -151,7 +151,7 @@ def load_network(args: argparse.Namespace, max_depth: float):
     path = None if args.random_weights else resolve_checkpoint(
         args.checkpoint, args.encoder, args.model_type, args.dataset, args.weights_dir)
     from dav2_ros.engines.export import build_network
-    from dav2_ros.model.checkpoint import load_state_dict, warn_about_name
+    from dav2_ros.weights.checkpoint import load_state_dict, warn_about_name
 
     common = dict(encoder=args.encoder, model_type=args.model_type, max_depth=max_depth)
     if path is None:
@@ -159,7 +159,7 @@ def load_network(args: argparse.Namespace, max_depth: float):
 
         from dav2_ros.model.config import ModelConfig
         from dav2_ros.model.depth_anything_v2 import DepthAnythingV2
-        from dav2_ros.model.standin_weights import reference_state_dict
+        from dav2_ros.weights.standin_weights import reference_state_dict
 
         print(f"{PROG}: WARNING: --random-weights: the exported network has RANDOM weights; its depth is "
               f"MEANINGLESS (use it only to test the tool chain)", file=sys.stderr)

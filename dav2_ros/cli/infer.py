@@ -23,6 +23,7 @@ import numpy as np
 
 from dav2_ros.engines.base import EngineShapeError
 from dav2_ros.engines.registry import BACKEND_CHOICES
+from dav2_ros.model.config import PRECISION_CHOICES, PREPROCESS_CHOICES
 from dav2_ros.weights.cache import WeightsNotFound, resolve_checkpoint
 from dav2_ros.weights.catalog import DATASET_CHOICES, DATASET_MAX_DEPTH, ENCODER_CHOICES, MODEL_TYPE_CHOICES
 
@@ -82,11 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
              "openvino, onnxruntime (default: auto)",
     )
     parser.add_argument(
-        "--precision", choices=("auto", "fp32", "fp16", "bf16", "int8"), default="auto", help="(default: auto)"
+        "--precision", choices=PRECISION_CHOICES, default="auto", help="(default: auto)"
     )
     parser.add_argument(
         "--preprocess",
-        choices=("exact", "fast", "auto"),
+        choices=PREPROCESS_CHOICES,
         default="auto",
         help="exact: the official CPU pipeline bit for bit; fast: on-device; auto: fast on GPU (default: auto)",
     )
@@ -152,7 +153,7 @@ def _load_estimator(args: argparse.Namespace, max_depth: float):
     path = None if args.random_weights else resolve_checkpoint(
         args.checkpoint, args.encoder, args.model_type, args.dataset, args.weights_dir
     )
-    from dav2_ros.model.estimator import DepthEstimator
+    from dav2_ros.engines.estimator import DepthEstimator
 
     common = dict(
         encoder=args.encoder,

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from dav2_ros.conversions.errors import InputRejected
+from dav2_ros.errors import InputRejected
 
 
 def byte_view(data: Any, field: str = "data") -> np.ndarray:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from dav2_ros.conversions.buffers import byte_view
-from dav2_ros.conversions.errors import InputRejected
+from dav2_ros.errors import InputRejected
 
 # sensor_msgs/PointField datatypes this decoder reads.
 _FLOAT_TYPES = {7: "f4", 8: "f8"}

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from dav2_ros.conversions.buffers import byte_view
-from dav2_ros.conversions.errors import InputRejected, size_problem
+from dav2_ros.errors import InputRejected, size_problem
 
 try:  # optional: the same pixels as OpenCV's, faster (see the module docstring)
     import simplejpeg

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import cv2
 import numpy as np
 
+from dav2_ros.model.config import ColorOrder  # noqa: F401 -- re-exported for the decoders' callers
 from dav2_ros.conversions.buffers import ReusedByteArrays, byte_view, to_byte_array
 from dav2_ros.conversions.compressed_codec import compressed_msg_to_array
-from dav2_ros.conversions.errors import MAX_SIDE, InputRejected, size_problem
+from dav2_ros.errors import MAX_SIDE, InputRejected, size_problem
 
-ColorOrder = Literal["rgb", "bgr"]
 
 __all__ = [
     "MAX_SIDE",

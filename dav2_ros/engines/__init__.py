@@ -2,7 +2,7 @@
 registry (`registry.ENGINES`, which also gives the `backend` parameter its choices).
 
 - `torch` (`torch_engine.py`): the reference, equal to the official code; CPU and CUDA (with the on-device
-  frame path of `model/device_frame.py`), fp32/fp16/bf16/int8.
+  frame path of `engines/torch_runtime/device_frame.py`), fp32/fp16/bf16/int8.
 - `openvino` (`openvino_engine.py`): the CPU default when installed; converted in-process from the loaded
   network, compiled per input shape, model cache on disk.
 - `onnxruntime`: the exported network under ONNX Runtime (CPU, CUDA, TensorRT providers).

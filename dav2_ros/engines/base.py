@@ -1,7 +1,7 @@
 """What every engine is: the protocol `DepthEstimator` calls, its options, and the errors it may raise.
 
 An engine runs the Depth Anything V2 network and nothing else: a normalized float32 (B, 3, h, w) batch in
-(h, w multiples of 14, as `dav2_ros.model.preprocess` makes it), the network's float32 (B, h, w) output out,
+(h, w multiples of 14, as `dav2_ros.engines.preprocess` makes it), the network's float32 (B, h, w) output out,
 before any upsampling to the image's size. Preprocessing, upsampling, masking and the cloud stay in one place
 (`DepthEstimator`, `FrameProcessor`) for every engine, so outputs and message layouts do not depend on it.
 

@@ -88,7 +88,7 @@ class ExportCheck:
 # ----- names and shapes ------------------------------------------------------------------------------------
 def network_shape(frame_width: int, frame_height: int, input_size: int) -> tuple[int, int]:
     """The network input (rows, cols) for frames of this size at this input size (the official resize rule)."""
-    from dav2_ros.model.preprocess import network_size  # cv2 + torch: not at this module's import
+    from dav2_ros.engines.preprocess import network_size  # cv2 + torch: not at this module's import
 
     return network_size(frame_height, frame_width, input_size)
 
@@ -150,7 +150,7 @@ def build_network(state_dict: Mapping[str, torch.Tensor], *, encoder: str, model
         CheckpointError: weights of another encoder, or keys/shapes that do not fit.
         ValueError: an invalid encoder/model_type/max_depth.
     """
-    from dav2_ros.model.checkpoint import network_with_weights
+    from dav2_ros.weights.checkpoint import network_with_weights
     from dav2_ros.model.config import ModelConfig
 
     config = ModelConfig(encoder=encoder, model_type=model_type, max_depth=max_depth)
@@ -175,7 +175,7 @@ def check_batch(image_bgr: np.ndarray, height: int, width: int) -> np.ndarray:
     exact preprocessing (its shorter side is the input size). float32 (1, 3, height, width)."""
     import cv2
 
-    from dav2_ros.model.preprocess import exact_preprocess
+    from dav2_ros.engines.preprocess import exact_preprocess
 
     frame = cv2.resize(image_bgr, (width, height), interpolation=cv2.INTER_AREA)
     batch = exact_preprocess(frame, min(height, width), "bgr")[None]

@@ -30,7 +30,7 @@ import openvino as ov
 import torch
 
 from dav2_ros.model.depth_anything_v2 import DepthAnythingV2
-from dav2_ros.model.device import cpu_has_native_bf16
+from dav2_ros.engines.torch_runtime.device import cpu_has_native_bf16
 
 from .base import BackendUnavailable, EngineOptions, EngineShapeError
 from .tracing import trace

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 from .base import BackendUnavailable, EngineOptions
 
+from dav2_ros.model.config import PRECISION_CHOICES
+
 if TYPE_CHECKING:
     from .base import Engine
 
@@ -43,7 +45,7 @@ class EngineSpec:
 ENGINES: dict[str, EngineSpec] = {
     spec.name: spec for spec in (
         EngineSpec("torch", "dav2_ros.engines.torch_engine", {"torch": "pip install torch"}, ("cpu", "cuda"),
-                   ("auto", "fp32", "fp16", "bf16", "int8"),
+                   PRECISION_CHOICES,
                    "PyTorch eager, the reference (equal to the official code); its on-device frame path on CUDA"),
         EngineSpec("openvino", "dav2_ros.engines.openvino_engine", {"openvino": "pip install openvino"}, ("cpu",),
                    ("auto", "fp32", "bf16", "int8"),

@@ -1,8 +1,9 @@
 """The PyTorch engine: the reference network in eager mode (optionally torch.compile'd), on the CPU or CUDA.
 
 It is the only engine with tensors on the device: `DepthEstimator` hands it torch tensors (its "fast"
-preprocessing and the upsampling run on the device too) and the CUDA frame path (`model/device_frame.py`)
-calls `model` directly. `run` is the numpy form of the protocol, for callers that want one.
+preprocessing and the upsampling run on the device too) and the CUDA frame path
+(`engines/torch_runtime/device_frame.py`) calls `model` directly. `run` is the numpy form of the protocol, for
+callers that want one.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import numpy as np
 import torch
 
 from dav2_ros.model.depth_anything_v2 import DepthAnythingV2
-from dav2_ros.model.device import cpu_has_native_bf16, resolve_precision, torch_dtype
-from dav2_ros.model.quantize import quantize_backbone
+from dav2_ros.engines.torch_runtime.device import cpu_has_native_bf16, resolve_precision, torch_dtype
+from dav2_ros.engines.torch_runtime.quantize import quantize_backbone
 
 from .base import EngineOptions
 
@@ -26,7 +27,7 @@ class TorchEngine:
     """`DepthAnythingV2` on one torch device at one precision.
 
     Attributes:
-        model: the network (replaced by its torch.compile'd form by `dav2_ros.model.compile`).
+        model: the network (replaced by its torch.compile'd form by `dav2_ros.engines.torch_runtime.compile`).
         torch_device: the torch.device it runs on.
         dtype: the dtype of its inputs (float32 under CPU bf16 autocast and int8).
     """
@@ -72,7 +73,7 @@ class TorchEngine:
 
 def create_engine(model: DepthAnythingV2, device: torch.device, precision: str,
                   options: EngineOptions) -> TorchEngine:
-    """The registry's factory: resolves `precision` for the device (see `model.device.resolve_precision`)."""
+    """The registry's factory: resolves `precision` for the device (see `torch_runtime.device.resolve_precision`)."""
     if options.num_threads > 0 and device.type == "cpu":
         import os
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from dav2_ros.conversions.errors import MAX_SIDE, InputRejected
+from dav2_ros.errors import MAX_SIDE, InputRejected
 
 #: Relative difference between the x and y scale factors above which ``scaled_to`` refuses: a
 #: CameraInfo whose aspect ratio differs from the image's describes a crop, not a resize.

@@ -10,6 +10,18 @@ EncoderName = Literal["vits", "vitb", "vitl"]
 ModelType = Literal["metric", "relative"]
 # The training sets of the official metric checkpoints (DEFAULT_MAX_DEPTH gives each one's depth scale).
 Dataset = Literal["hypersim", "vkitti"]
+# The words the whole package uses for the frame and the runtime: each Literal and its tuple of values, declared
+# here once (settings, command lines and the offline tools take their choices from these).
+ColorOrder = Literal["rgb", "bgr"]  # channel order of a decoded uint8 frame
+COLOR_ORDERS: tuple[ColorOrder, ...] = get_args(ColorOrder)
+Precision = Literal["fp32", "fp16", "bf16", "int8"]  # what an engine runs, resolved
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+PrecisionChoice = Literal["auto", "fp32", "fp16", "bf16", "int8"]  # what a user asks for
+PRECISION_CHOICES: tuple[PrecisionChoice, ...] = get_args(PrecisionChoice)
+PreprocessMode = Literal["exact", "fast"]  # exact: the official resize on the CPU; fast: on the device
+PREPROCESS_MODES: tuple[PreprocessMode, ...] = get_args(PreprocessMode)
+PreprocessChoice = Literal["auto", "exact", "fast"]
+PREPROCESS_CHOICES: tuple[PreprocessChoice, ...] = get_args(PreprocessChoice)
 
 PATCH_SIZE = 14
 # The DINOv2 checkpoints were trained at 518x518: 37x37 patches (+1 class token) of position embeddings.

@@ -27,7 +27,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from dav2_ros.conversions.errors import InputRejected
+from dav2_ros.errors import InputRejected
 from dav2_ros.conversions.image_codec import image_msg_to_array
 from dav2_ros.conversions.compressed_codec import compressed_msg_to_array
 from dav2_ros.geometry.intrinsics import IntrinsicsError
@@ -393,7 +393,7 @@ class DepthNode(Node):
         when a CUDA cache was emptied. Does not raise."""
         _drop_tracebacks(error)
         try:
-            from dav2_ros.model import device as device_module
+            from dav2_ros.engines.torch_runtime import device as device_module
 
             device = self._estimator.device
             device_module.release_cached_memory(device)
@@ -462,9 +462,9 @@ def _describe(error: BaseException) -> str:
 
 
 def _is_out_of_memory(error: BaseException) -> bool:
-    """`dav2_ros.model.device.is_out_of_memory`, False where it cannot tell (it reads the message)."""
+    """`dav2_ros.engines.torch_runtime.device.is_out_of_memory`, False where it cannot tell (it reads the message)."""
     try:
-        from dav2_ros.model.device import is_out_of_memory  # torch is loaded by now
+        from dav2_ros.engines.torch_runtime.device import is_out_of_memory  # torch is loaded by now
 
         return is_out_of_memory(error)
     except Exception:  # noqa: BLE001

@@ -144,7 +144,7 @@ class ManagedDepthNode(LifecycleNodeMixin, DepthNode):
         self._processor = None  # the worker that used it is stopped (`_stop_frames` comes first)
         gc.collect()
         if device is not None:
-            from dav2_ros.model.device import release_cached_memory
+            from dav2_ros.engines.torch_runtime.device import release_cached_memory
 
             release_cached_memory(device)
         _trim_heap()

@@ -26,6 +26,7 @@ from typing import Any
 from tqdm import tqdm
 
 from dav2_ros.engines.registry import BACKEND_CHOICES
+from dav2_ros.model.config import PRECISION_CHOICES, PREPROCESS_CHOICES
 from dav2_ros.pipeline.builders import (StartupError, build_estimator, build_processor, describe_estimator,
                                         prepare_estimator, warm_up, warn_unusable)
 from dav2_ros.pipeline.processing import FrameProcessor
@@ -95,8 +96,8 @@ def add_conversion_options(p: argparse.ArgumentParser) -> None:
     model.add_argument("--backend", choices=BACKEND_CHOICES,
                        help="engine: auto (torch on CUDA, OpenVINO on the CPU when installed), torch, openvino, "
                             "onnxruntime")
-    model.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16", "int8"))
-    model.add_argument("--preprocess", choices=("auto", "exact", "fast"))
+    model.add_argument("--precision", choices=PRECISION_CHOICES)
+    model.add_argument("--preprocess", choices=PREPROCESS_CHOICES)
     model.add_argument("--allow-random-weights", action="store_true", default=None,
                        help="run on random weights when no checkpoint is found (tests and demos: meaningless depth)")
 

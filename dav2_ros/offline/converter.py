@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from dav2_ros.conversions.errors import InputRejected
+from dav2_ros.errors import InputRejected
 from dav2_ros.conversions.image_codec import compressed_msg_to_array, image_msg_to_array
 from dav2_ros.geometry.depth_filters import TemporalFilter, TemporalOptions
 from dav2_ros.pipeline.frame_outputs import CloudOptions, frame_outputs

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dav2_ros.conversions.errors import InputRejected
+from dav2_ros.errors import InputRejected
 from dav2_ros.conversions.image_codec import depth_msg_to_array
 from dav2_ros.offline.bag_io import BagError, read_messages
 

@@ -55,7 +55,7 @@ def load_ground_truth(bag: pathlib.Path, topic: str = TUM_DEPTH_TOPIC) -> list[n
 
 def network_grids(height: int, width: int, input_size: int = 518) -> dict[str, tuple[int, int]]:
     """(rows, cols) of the DPT prediction grid and of the ViT patch grid for a frame of this size."""
-    from dav2_ros.model.preprocess import network_size  # numpy only
+    from dav2_ros.engines.preprocess import network_size  # numpy only
 
     rows, cols = network_size(height, width, input_size)
     patch = (rows // PATCH_SIZE, cols // PATCH_SIZE)

@@ -19,7 +19,7 @@ from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, Processin
 from dav2_ros.weights.cache import WeightsNotFound, resolve_checkpoint
 
 if TYPE_CHECKING:
-    from dav2_ros.model.estimator import DepthEstimator
+    from dav2_ros.engines.estimator import DepthEstimator
 
 # Focal length of the warm-up frame's pinhole camera, in image widths (any value exercises the cloud path).
 _WARMUP_FOCAL_WIDTHS = 0.8
@@ -64,7 +64,7 @@ def build_estimator(settings: NodeSettings, logger: Any) -> tuple[DepthEstimator
     except WeightsNotFound as error:
         if not settings.allow_random_weights:
             raise StartupError(f"{error} (or set allow_random_weights:=true for a demo on random weights)") from None
-        from dav2_ros.model.estimator import DepthEstimator
+        from dav2_ros.engines.estimator import DepthEstimator
 
         apply_num_threads(settings.num_threads)
         logger.warning(
@@ -74,8 +74,8 @@ def build_estimator(settings: NodeSettings, logger: Any) -> tuple[DepthEstimator
             return DepthEstimator.random(**common), "RANDOM weights (allow_random_weights)"
         except ValueError as value_error:
             raise StartupError(str(value_error)) from None
-    from dav2_ros.model.checkpoint import CheckpointError
-    from dav2_ros.model.estimator import DepthEstimator
+    from dav2_ros.weights.checkpoint import CheckpointError
+    from dav2_ros.engines.estimator import DepthEstimator
 
     apply_num_threads(settings.num_threads)
     try:
@@ -102,7 +102,7 @@ def prepare_estimator(estimator: DepthEstimator, settings: NodeSettings, logger:
     """
     if settings.compile == "off":
         return
-    from dav2_ros.model.compile import compile_estimator
+    from dav2_ros.engines.torch_runtime.compile import compile_estimator
 
     try:
         compile_estimator(estimator, settings.compile)

@@ -21,18 +21,18 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import InitVar, dataclass, field
-from typing import Literal, Optional, Protocol, Union
+from typing import Optional, Protocol, Union
 
 import numpy as np
 
-from dav2_ros.conversions.errors import InputRejected
+from dav2_ros.errors import InputRejected
+from dav2_ros.model.config import ColorOrder
 from dav2_ros.engines.base import EngineShapeError
 from dav2_ros.geometry.backproject import backproject
 from dav2_ros.geometry.colorize import Colormap, colorize_depth, depth_range_mask, robust_range
 from dav2_ros.geometry.depth_filters import TemporalFilter, edge_mask, valid_depth
 from dav2_ros.geometry.intrinsics import Intrinsics
 
-ColorOrder = Literal["rgb", "bgr"]
 
 #: Longest-to-shortest side ratio that ``FrameProcessor.process`` accepts. The network scales the
 #: shorter side up to ``input_size`` and keeps the aspect, so its token count grows with the ratio
@@ -47,7 +47,7 @@ class _ModelConfig(Protocol):
 
 
 class Estimator(Protocol):
-    """What ``FrameProcessor`` needs of ``dav2_ros.model.estimator.DepthEstimator``."""
+    """What ``FrameProcessor`` needs of ``dav2_ros.engines.estimator.DepthEstimator``."""
 
     config: _ModelConfig
     last_timings: dict[str, float]
@@ -210,7 +210,7 @@ class FrameProcessor:
         settings: the per-frame options.
         on_device: run the metric path (preprocess, network, upsample, validity mask, back-projection) on
             the estimator's device with one upload and one download into reused buffers
-            (``dav2_ros.model.device_frame``). None (default): on CUDA only. Relative models always take
+            (``dav2_ros.engines.torch_runtime.device_frame``). None (default): on CUDA only. Relative models always take
             the numpy path. With it, ``FrameResult.depth``/``xyz`` are views of buffers that the next
             ``process`` call overwrites: use (or copy) them before that, as the node and the offline tool do.
         cuda_graphs: on the device path, replay the frame's device work as a CUDA graph (CUDA only).
@@ -229,7 +229,7 @@ class FrameProcessor:
         if on_device and getattr(estimator, "backend", "torch") != "torch":
             raise ValueError(f"the on-device frame path runs backend torch only, not {estimator.backend}")
         if on_device and self.is_metric_model:
-            from dav2_ros.model.device_frame import DeviceFramePipeline  # torch only on this path
+            from dav2_ros.engines.torch_runtime.device_frame import DeviceFramePipeline  # torch only on this path
 
             max_depth = settings.max_valid_depth or float(estimator.config.max_depth)
             self._device_path = DeviceFramePipeline(estimator, min_depth=settings.min_depth, max_depth=max_depth,
@@ -361,7 +361,7 @@ class FrameProcessor:
         """Same-size metric frames on the estimator's device, as one batch. Timings: "preprocess" = the upload,
         "inference" = all device work (preprocessing, network, upsampling, mask, back-projection), "postprocess" =
         the download."""
-        from dav2_ros.model.device_geometry import PinholeRays
+        from dav2_ros.engines.torch_runtime.device_geometry import PinholeRays
 
         settings = self.settings
         cameras = [

@@ -16,14 +16,15 @@ from typing import Any, Literal, Mapping, Optional, Union, get_args
 
 from dav2_ros.conversions.pointcloud import CLOUD_LAYOUTS, CloudLayout
 from dav2_ros.engines.registry import BACKEND_CHOICES, ENGINES
-from dav2_ros.model.config import ENCODERS, PATCH_SIZE, Dataset, ModelType
+from dav2_ros.model.config import (ENCODERS, PATCH_SIZE, PRECISION_CHOICES, PREPROCESS_CHOICES, Dataset, ModelType,
+                                   PrecisionChoice, PreprocessChoice)
 from dav2_ros.model.config import EncoderName as Encoder
 from dav2_ros.geometry.depth_filters import (DEFAULT_EDGE_DILATION, DEFAULT_EDGE_THRESHOLD, DEFAULT_MAX_GAP_S,
                                              DEFAULT_TEMPORAL_MODE, TEMPORAL_MODES)
 
-Precision = Literal["auto", "fp32", "fp16", "bf16", "int8"]
+Precision = PrecisionChoice
 Backend = Literal["auto", "torch", "openvino", "onnxruntime"]
-Preprocess = Literal["auto", "exact", "fast"]
+Preprocess = PreprocessChoice
 InputTransport = Literal["raw", "compressed"]
 Reliability = Literal["reliable", "best_effort"]
 CompileChoice = Literal["off", "default", "reduce-overhead", "max-autotune"]
@@ -98,10 +99,10 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               "bf16, else fp32), fp32, fp16 (CUDA only), bf16, or int8 (CPU only, the ViT's Linear layers in int8: "
               "torch runs int8 GEMMs, ~1.5-2x fp32 on CPUs without native bf16; OpenVINO stores int8 weights via "
               "NNCF, `pip install nncf`; 0.2-1.6% mean depth change, docs/performance.md).",
-              read_only=True, choices=("auto", "fp32", "fp16", "bf16", "int8")),
+              read_only=True, choices=PRECISION_CHOICES),
     ParamSpec("preprocess", "auto", "Resize/normalize path: exact (bit-faithful to the official code, on the CPU), "
               "fast (on the device), auto (fast on CUDA, exact on CPU).",
-              read_only=True, choices=("auto", "exact", "fast")),
+              read_only=True, choices=PREPROCESS_CHOICES),
     ParamSpec("input_size", 518, "Model input resolution in pixels (the shorter image side is resized to this), a "
               "multiple of 14. Smaller is faster and coarser; 518 is what the models were trained at.",
               int_range=(INPUT_SIZE_MIN, INPUT_SIZE_MAX, PATCH_SIZE)),

@@ -26,7 +26,7 @@ from typing import Any, Literal, Optional
 import numpy as np
 
 from dav2_ros.conversions.cloud_codec import cloud_msg_to_xyz
-from dav2_ros.conversions.errors import InputRejected
+from dav2_ros.errors import InputRejected
 from dav2_ros.conversions.image_codec import depth_msg_to_array
 from dav2_ros.geometry.intrinsics import Intrinsics
 from dav2_ros.geometry.sparse_points import SparseSamples, project_points, samples_from_depth_image, transform_points

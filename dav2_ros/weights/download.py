@@ -101,7 +101,7 @@ def verify_loads(path: Path, encoder: str, label: Optional[str] = None) -> None:
         DownloadError: it does not load, or it holds another encoder's weights.
     """
     # Imported here: weights/ depends on the model's loader, never the other way round.
-    from dav2_ros.model.checkpoint import CheckpointError, detect_encoder, load_state_dict
+    from dav2_ros.weights.checkpoint import CheckpointError, detect_encoder, load_state_dict
 
     label = label or path.name
     with open(path, "rb") as handle:
@@ -217,7 +217,7 @@ def download_checkpoint(
         force: download again even if the file is already there.
         copy: put a copy in the weights folder instead of a link into the cache.
         progress: show huggingface_hub's progress bar on stderr.
-        check_loads: load the file (model.checkpoint.load_state_dict) and check its encoder before keeping it.
+        check_loads: load the file (weights.checkpoint.load_state_dict) and check its encoder before keeping it.
         timeout: seconds the metadata request may take; None for huggingface_hub's (HF_HUB_ETAG_TIMEOUT, 10 s).
 
     Raises:

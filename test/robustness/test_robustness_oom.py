@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from dav2_ros.model.device import is_out_of_memory, release_cached_memory
+from dav2_ros.engines.torch_runtime.device import is_out_of_memory, release_cached_memory
 
 CUDA_OOM_TEXT = ("CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity of 7.63 GiB of "
                  "which 1.10 GiB is free.")
@@ -163,7 +163,7 @@ _LAST_ERROR_LOG: dict[str, float] = {}
 @pytest.mark.ros
 @pytest.mark.parametrize("case", list(OOM_CASES))
 def test_an_error_in_one_frame_is_counted_said_and_the_next_frame_is_right(live, camera, case, capfd, monkeypatch):
-    from dav2_ros.model import device as device_module
+    from dav2_ros.engines.torch_runtime import device as device_module
     from dav2_ros.node.depth_node import WARN_PERIOD_S
     from dav2_ros.pipeline.processing import FrameProcessor
     from node_harness import wait_until

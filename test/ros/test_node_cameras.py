@@ -12,7 +12,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from dav2_ros.model.estimator import DepthEstimator
+from dav2_ros.engines.estimator import DepthEstimator
 from dav2_ros.pipeline.processing import FrameProcessor
 from depth_expect import assert_same_depth, published_depth
 from estimator_spy import EstimatorSpy

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import Image
 
-from dav2_ros.model.estimator import DepthEstimator
+from dav2_ros.engines.estimator import DepthEstimator
 from depth_expect import assert_same_depth, published_depth
 from node_harness import DdsClient, InProcessNode, every, image_array
 

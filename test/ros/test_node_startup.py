@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from dav2_ros.model.estimator import DepthEstimator
+from dav2_ros.engines.estimator import DepthEstimator
 from dav2_ros.pipeline.builders import (StartupError, batches_cameras, build_processor, prepare_estimator, warm_up,
                                         warn_unusable)
 from dav2_ros.pipeline.settings import NodeSettings

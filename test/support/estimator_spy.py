@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from dav2_ros.model.estimator import DepthEstimator
+from dav2_ros.engines.estimator import DepthEstimator
 
 
 class EstimatorSpy:

@@ -7,7 +7,7 @@ import pathlib
 
 import numpy as np
 
-from dav2_ros.model.estimator import DepthEstimator
+from dav2_ros.engines.estimator import DepthEstimator
 from project_paths import PARITY_DIR, SHARED_CASES_DIR
 
 BUNDLED = sorted(PARITY_DIR.glob("*.npz"))

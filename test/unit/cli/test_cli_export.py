@@ -22,7 +22,7 @@ import torch
 from dav2_ros.engines import export as ex
 from dav2_ros.model.config import ModelConfig
 from dav2_ros.model.depth_anything_v2 import DepthAnythingV2
-from dav2_ros.model.standin_weights import reference_state_dict
+from dav2_ros.weights.standin_weights import reference_state_dict
 from project_paths import PROJECT_DIR
 
 ONNX_TOLERANCE = 1e-4  # max|onnxruntime - torch| <= this * max|torch|, fp32

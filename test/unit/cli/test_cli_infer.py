@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from dav2_ros.model.standin_weights import reference_tensor
+from dav2_ros.weights.standin_weights import reference_tensor
 from project_paths import PROJECT_DIR
 
 INPUT_SIZE = "98"
@@ -62,7 +62,7 @@ def _error_lines(stderr: str) -> list[str]:
 
 
 def test_random_weights_write_raw_float32_depth_at_the_input_size(tum_png, tmp_path):
-    from dav2_ros.model.estimator import DepthEstimator
+    from dav2_ros.engines.estimator import DepthEstimator
 
     out = tmp_path / "out"
     result = _run(

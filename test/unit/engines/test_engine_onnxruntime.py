@@ -20,7 +20,7 @@ from dav2_ros.engines import export as ex
 from dav2_ros.engines import onnxruntime_engine as oe
 from dav2_ros.engines.base import BackendUnavailable, EngineOptions
 from dav2_ros.geometry.intrinsics import Intrinsics
-from dav2_ros.model.estimator import DepthEstimator
+from dav2_ros.engines.estimator import DepthEstimator
 from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, ProcessingSettings
 from parity_cases import BUNDLED, SHARED, load_case
 from project_paths import PARITY_DIR

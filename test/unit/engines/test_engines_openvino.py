@@ -14,8 +14,8 @@ pytest.importorskip("openvino", reason="openvino is not installed (pip install o
 from dav2_ros.engines.base import EngineOptions, EngineShapeError  # noqa: E402
 from dav2_ros.engines.openvino_engine import OpenVinoEngine  # noqa: E402
 from dav2_ros.geometry.intrinsics import Intrinsics  # noqa: E402
-from dav2_ros.model.device import cpu_has_native_bf16  # noqa: E402
-from dav2_ros.model.estimator import DepthEstimator  # noqa: E402
+from dav2_ros.engines.torch_runtime.device import cpu_has_native_bf16  # noqa: E402
+from dav2_ros.engines.estimator import DepthEstimator  # noqa: E402
 from dav2_ros.conversions.errors import InputRejected  # noqa: E402
 from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, ProcessingSettings  # noqa: E402
 

@@ -12,8 +12,8 @@ import torch
 from dav2_ros.geometry.backproject import backproject
 from dav2_ros.geometry.depth_filters import TemporalFilter, edge_mask
 from dav2_ros.geometry.intrinsics import Intrinsics
-from dav2_ros.model.device_geometry import edge_keep
-from dav2_ros.model.estimator import DepthEstimator
+from dav2_ros.engines.torch_runtime.device_geometry import edge_keep
+from dav2_ros.engines.estimator import DepthEstimator
 from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, ProcessingSettings
 from parity_cases import case_image, reference_vits
 from project_paths import PARITY_DIR

@@ -9,12 +9,12 @@ import pathlib
 import pytest
 import torch
 
-from dav2_ros.model.checkpoint import (CheckpointError, CheckpointNotFoundError, detect_encoder, load_state_dict,
-                                       name_warnings)
+from dav2_ros.weights.checkpoint import (CheckpointError, CheckpointNotFoundError, detect_encoder, load_state_dict,
+                                         name_warnings)
 from dav2_ros.model.config import ModelConfig
 from dav2_ros.model.depth_anything_v2 import DepthAnythingV2
-from dav2_ros.model.estimator import DepthEstimator
-from dav2_ros.model.standin_weights import reference_state_dict
+from dav2_ros.engines.estimator import DepthEstimator
+from dav2_ros.weights.standin_weights import reference_state_dict
 
 
 def official_shapes(encoder: str) -> dict[str, tuple[int, ...]]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dav2_ros.model.device import cpu_has_native_bf16, is_out_of_memory, resolve_device, resolve_precision, torch_dtype
+from dav2_ros.engines.torch_runtime.device import (cpu_has_native_bf16, is_out_of_memory, resolve_device,
+                                                   resolve_precision, torch_dtype)
 
 HAS_CUDA = torch.cuda.is_available()
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from dav2_ros.model.estimator import DepthEstimator
-from dav2_ros.model.preprocess import FastPreprocessor, exact_preprocess, network_size
+from dav2_ros.engines.estimator import DepthEstimator
+from dav2_ros.engines.preprocess import FastPreprocessor, exact_preprocess, network_size
 from parity_cases import case_image, reference_vits
 from project_paths import PARITY_DIR
 

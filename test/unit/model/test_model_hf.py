@@ -11,11 +11,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from dav2_ros.model.checkpoint import CheckpointError, load_state_dict
+from dav2_ros.weights.checkpoint import CheckpointError, load_state_dict
 from dav2_ros.model.config import ENCODERS, ModelConfig
 from dav2_ros.model.depth_anything_v2 import DepthAnythingV2
-from dav2_ros.model.estimator import DepthEstimator
-from dav2_ros.model.standin_weights import reference_state_dict, reference_tensor
+from dav2_ros.engines.estimator import DepthEstimator
+from dav2_ros.weights.standin_weights import reference_state_dict, reference_tensor
 
 
 @functools.lru_cache(maxsize=1)

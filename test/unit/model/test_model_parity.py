@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dav2_ros.engines.base import EngineOptions
-from dav2_ros.model.estimator import DepthEstimator
+from dav2_ros.engines.estimator import DepthEstimator
 from parity_cases import BUNDLED, SHARED, load_case
 from project_paths import PARITY_DIR, SHARED_CASES_DIR
 

@@ -1,13 +1,13 @@
-"""torch.compile of the estimator's network (dav2_ros.model.compile): what it refuses, and -- slow, minutes on
-2 CPU cores -- that the compiled network gives the eager network's output."""
+"""torch.compile of the estimator's network (dav2_ros.engines.torch_runtime.compile): what it refuses, and -- slow,
+minutes on 2 CPU cores -- that the compiled network gives the eager network's output."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from dav2_ros.model.compile import compile_estimator
-from dav2_ros.model.estimator import DepthEstimator
+from dav2_ros.engines.torch_runtime.compile import compile_estimator
+from dav2_ros.engines.estimator import DepthEstimator
 
 
 def test_refuses_unknown_modes_and_int8() -> None:

@@ -1,5 +1,5 @@
-"""The on-device frame path (dav2_ros.model.device_frame / device_geometry): checked on the CPU against the numpy
-path it replaces (depth_range_mask, geometry.backproject, FrameProcessor); the CUDA-only parts (pinned copies,
+"""The on-device frame path (dav2_ros.engines.torch_runtime.device_frame / device_geometry): checked on the CPU against
+the numpy path it replaces (depth_range_mask, geometry.backproject, FrameProcessor); the CUDA-only parts (pinned copies,
 CUDA graphs) run where a GPU is present and are skipped, saying so, where none is."""
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import torch
 from dav2_ros.geometry.backproject import backproject
 from dav2_ros.geometry.colorize import depth_range_mask
 from dav2_ros.geometry.intrinsics import Intrinsics
-from dav2_ros.model import device_frame
-from dav2_ros.model.device_frame import DeviceFramePipeline
-from dav2_ros.model.device_geometry import PinholeRays, backproject_, mask_depth_, rays
-from dav2_ros.model.estimator import DepthEstimator
+from dav2_ros.engines.torch_runtime import device_frame
+from dav2_ros.engines.torch_runtime.device_frame import DeviceFramePipeline
+from dav2_ros.engines.torch_runtime.device_geometry import PinholeRays, backproject_, mask_depth_, rays
+from dav2_ros.engines.estimator import DepthEstimator
 from dav2_ros.pipeline.builders import processing_settings, warm_up
 from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, ProcessingSettings
 from dav2_ros.pipeline.settings import NodeSettings

@@ -1,5 +1,5 @@
-"""Int8 dynamic quantization of the ViT Linear layers (dav2_ros.model.quantize): what it replaces, and how far
-its output moves from fp32 -- per layer and for the whole network on a parity fixture."""
+"""Int8 dynamic quantization of the ViT Linear layers (dav2_ros.engines.torch_runtime.quantize): what it replaces, and
+how far its output moves from fp32 -- per layer and for the whole network on a parity fixture."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from dav2_ros.model.quantize import BLOCK_LINEARS, Int8DynamicLinear, int8_available, quantize_backbone, \
-    quantize_linears
+from dav2_ros.engines.torch_runtime.quantize import (BLOCK_LINEARS, Int8DynamicLinear, int8_available,
+                                                     quantize_backbone, quantize_linears)
 from project_paths import PARITY_DIR
 
 pytestmark = pytest.mark.skipif(not int8_available(), reason="this torch build has no quantized CPU engine")
@@ -72,7 +72,7 @@ def test_quantize_backbone_replaces_only_the_block_linears() -> None:
 
 
 def test_quantized_network_stays_close_to_the_official_output() -> None:
-    from dav2_ros.model.estimator import DepthEstimator
+    from dav2_ros.engines.estimator import DepthEstimator
 
     with np.load(FIXTURE) as z:
         image, ref, input_size = z["image_bgr"], z["depth"], int(z["input_size"])
@@ -92,7 +92,7 @@ def test_quantized_network_stays_close_to_the_official_output() -> None:
 
 
 def test_estimator_precision_int8_quantizes_the_backbone_only() -> None:
-    from dav2_ros.model.estimator import DepthEstimator
+    from dav2_ros.engines.estimator import DepthEstimator
 
     est = DepthEstimator.random(encoder="vits", device="cpu", precision="int8", preprocess="fast", backend="torch")
     assert est.precision == "int8"
@@ -103,7 +103,7 @@ def test_estimator_precision_int8_quantizes_the_backbone_only() -> None:
 
 
 def test_precision_int8_is_cpu_only_and_never_automatic() -> None:
-    from dav2_ros.model.device import resolve_precision, torch_dtype
+    from dav2_ros.engines.torch_runtime.device import resolve_precision, torch_dtype
 
     assert resolve_precision("int8", torch.device("cpu")) == "int8"
     assert resolve_precision("auto", torch.device("cpu")) != "int8"  # it changes the output: opt-in only

@@ -23,7 +23,7 @@ from bag_replayer import offline_args, read_bag, standin_params, stamp_ns, write
 from depth_expect import published_depth
 from dav2_ros.conversions.compressed_codec import compressed_msg_to_array
 from dav2_ros.conversions.image_codec import image_msg_to_array
-from dav2_ros.model.estimator import DepthEstimator
+from dav2_ros.engines.estimator import DepthEstimator
 from dav2_ros.pipeline.settings import settings_from_file
 from dav2_ros.offline import bag_to_depth
 from project_paths import PROJECT_DIR

@@ -18,7 +18,7 @@ import pytest
 
 from bag_replayer import BagMessage, TYPESTORE, offline_args, read_bag, standin_params, write_bag
 from dav2_ros.conversions.image_codec import image_msg_to_array
-from dav2_ros.model.estimator import DepthEstimator
+from dav2_ros.engines.estimator import DepthEstimator
 from dav2_ros.offline import bag_to_depth
 
 TRUE_FIT = (0.35, 0.05)

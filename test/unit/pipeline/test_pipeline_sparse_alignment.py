@@ -183,7 +183,7 @@ def test_metric_correction_through_the_frame_processor():
 def test_metric_correction_is_the_same_on_the_host_and_the_device_path():
     """The device path (CUDA in the node; here run on the CPU) applies the scale correction after its device work;
     the host path on the masked depth: the same depth and cloud."""
-    from dav2_ros.model.estimator import DepthEstimator
+    from dav2_ros.engines.estimator import DepthEstimator
     from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, ProcessingSettings
 
     estimator = DepthEstimator.random(encoder="vits", model_type="metric", device="cpu", precision="fp32",

@@ -188,7 +188,8 @@ def test_settings_aliases():
 
 
 def test_real_estimator_on_the_bundled_camera_frame(bags_dir):
-    estimator_module = pytest.importorskip("dav2_ros.model.estimator", reason="torch / the model package not available")
+    estimator_module = pytest.importorskip("dav2_ros.engines.estimator",
+                                           reason="torch / the model package not available")
     typesys = pytest.importorskip("rosbags.typesys", reason="rosbags is needed to read the test bag")
     highlevel = pytest.importorskip("rosbags.highlevel", reason="rosbags is needed to read the test bag")
     from dav2_ros.conversions.image_codec import image_msg_to_array

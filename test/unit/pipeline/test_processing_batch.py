@@ -9,7 +9,7 @@ import pytest
 
 from dav2_ros.conversions.errors import InputRejected
 from dav2_ros.geometry.intrinsics import Intrinsics, IntrinsicsError
-from dav2_ros.model.estimator import DepthEstimator
+from dav2_ros.engines.estimator import DepthEstimator
 from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, FrameResult, ProcessingSettings
 from estimator_spy import EstimatorSpy
 

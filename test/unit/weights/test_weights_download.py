@@ -34,7 +34,7 @@ import pytest
 import torch
 
 from dav2_ros.cli.weights import main
-from dav2_ros.model.standin_weights import reference_tensor
+from dav2_ros.weights.standin_weights import reference_tensor
 from dav2_ros.weights import catalog
 from dav2_ros.weights.cache import resolve_checkpoint
 from dav2_ros.weights.catalog import official_checkpoint
@@ -208,7 +208,7 @@ def _assert_one_line_error(stderr: str, *needles: str) -> str:
 
 
 def test_fresh_download_lands_in_the_hf_cache_linked_from_the_weights_folder(server, tmp_path, monkeypatch, capsys):
-    from dav2_ros.model.checkpoint import load_state_dict
+    from dav2_ros.weights.checkpoint import load_state_dict
 
     body = standin_checkpoint_bytes("vits")
     entry = _standin_entry(monkeypatch, body, "vits", "metric", "hypersim")

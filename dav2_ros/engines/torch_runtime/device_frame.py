@@ -31,8 +31,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .device_geometry import PinholeRays, backproject_, edge_keep, mask_depth_, ray_arrays
-from .preprocess import IMAGENET_MEAN, IMAGENET_STD, ColorOrder, check_color_order, check_image, network_size
+from dav2_ros.engines.torch_runtime.device_geometry import PinholeRays, backproject_, edge_keep, mask_depth_, ray_arrays
+from dav2_ros.engines.preprocess import (IMAGENET_MEAN, IMAGENET_STD, ColorOrder, check_color_order, check_image,
+                                         network_size)
 
 LOG = logging.getLogger("dav2_ros.model")
 

@@ -6,17 +6,14 @@ Mirrors `image2tensor` of `depth_anything_v2/dpt.py` and `Resize`, `NormalizeIma
 
 from __future__ import annotations
 
-from typing import Literal
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import PATCH_SIZE
+from dav2_ros.model.config import COLOR_ORDERS, PATCH_SIZE, ColorOrder, PreprocessMode  # noqa: F401 -- re-exported
 
-ColorOrder = Literal["rgb", "bgr"]
-PreprocessMode = Literal["exact", "fast"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -46,7 +43,7 @@ def check_image(image: np.ndarray) -> None:
 
 def check_color_order(color_order: str) -> None:
     """Refuse a channel order other than 'rgb' or 'bgr'."""
-    if color_order not in ("rgb", "bgr"):
+    if color_order not in COLOR_ORDERS:
         raise ValueError(f"color_order must be 'rgb' or 'bgr', got {color_order!r}")
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 
-from .config import DEFAULT_MAX_DEPTH, ENCODERS, ModelConfig, encoder_for_embed_dim
-from .depth_anything_v2 import DepthAnythingV2
-from .hf_layout import hf_to_official, is_hf_layout
+from dav2_ros.model.config import DEFAULT_MAX_DEPTH, ENCODERS, ModelConfig, encoder_for_embed_dim
+from dav2_ros.model.depth_anything_v2 import DepthAnythingV2
+from dav2_ros.weights.hf_layout import hf_to_official, is_hf_layout
 
 LOG = logging.getLogger("dav2_ros.model")
 

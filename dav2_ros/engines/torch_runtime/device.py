@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Literal
+
 
 import torch
 
-Precision = Literal["fp32", "fp16", "bf16", "int8"]
-PrecisionChoice = Literal["auto", "fp32", "fp16", "bf16", "int8"]
+from dav2_ros.model.config import Precision, PrecisionChoice  # noqa: F401 -- re-exported
 
 # "int8" (CPU only): the ViT's Linear layers run int8 GEMMs on fp32 activations quantized per call
-# (dav2_ros.model.quantize); everything else, and the tensors between layers, stay fp32.
+# (dav2_ros.engines.torch_runtime.quantize); everything else, and the tensors between layers, stay fp32.
 _DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16,
                                    "int8": torch.float32}
 # CPU features that give bf16 matrix products in hardware (oneDNN uses them); without them bf16 is emulated.
@@ -69,7 +68,7 @@ def resolve_precision(precision: PrecisionChoice, device: torch.device) -> Preci
     if precision not in _DTYPES:
         raise ValueError(f"precision {precision!r} is not one of 'auto', 'fp32', 'fp16', 'bf16', 'int8'")
     if precision == "int8":
-        from .quantize import int8_available
+        from dav2_ros.engines.torch_runtime.quantize import int8_available
 
         if device.type != "cpu":
             raise ValueError(f"precision 'int8' runs on the CPU only (got {device}); use 'fp16' on CUDA")
