@@ -22,7 +22,7 @@ from dav2_ros.pipeline.frame_outputs import CloudOptions, expected_outputs, fram
 from dav2_ros.geometry.depth_filters import TemporalFilter, TemporalOptions
 from dav2_ros.geometry.intrinsics import Intrinsics, IntrinsicsError, distortion_is_nonzero
 from dav2_ros.node.messages import image_msg, pointcloud_msg
-from dav2_ros.node.rejections import RejectionLog
+from dav2_ros.node.throttled_log import ThrottledLog
 from dav2_ros.node.sparse_input import SparseInput
 from dav2_ros.pipeline.settings import NodeSettings
 from dav2_ros.node.stats import FrameStats
@@ -46,7 +46,7 @@ class CameraChannel:
 
     def __init__(self, node: Node, name: str, settings: NodeSettings,
                  on_image: Callable[["CameraChannel", Union[Image, CompressedImage]], None],
-                 warnings: RejectionLog, say_once: Callable[..., None],
+                 warnings: ThrottledLog, say_once: Callable[..., None],
                  create_publisher: Optional[Callable[..., Any]] = None, subscribe: bool = True) -> None:
         self.name = name
         self.stats = FrameStats()

@@ -38,7 +38,7 @@ from dav2_ros.pipeline.builders import (StartupError, build_estimator, build_pro
                                         batches_cameras, prepare_estimator, processing_settings, warm_up, warn_unusable)
 from dav2_ros.node.frame_worker import FrameWorker
 from dav2_ros.node.parameters import NodeParameters
-from dav2_ros.node.rejections import RejectionLog, log_to_stderr
+from dav2_ros.node.throttled_log import ThrottledLog, log_to_stderr
 from dav2_ros.node.startup_guard import GuardedLogger, StartupCancelled, StartupGuard, say
 from dav2_ros.pipeline.settings import NODE_NAME, NodeSettings, SettingsError
 from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, FrameResult, refuse_elongated
@@ -116,7 +116,7 @@ class DepthNode(Node):
         self._worker: Optional[FrameWorker[PendingFrame]] = None
         self._said_once: set[str] = set()
         self._said_once_lock = threading.Lock()
-        self._warnings = RejectionLog(self.get_logger(), WARN_PERIOD_S)
+        self._warnings = ThrottledLog(self.get_logger(), WARN_PERIOD_S)
         try:
             # A runtime change only stores the new settings (on the executor thread, with the log line of
             # `_on_parameters_changed`); the worker rebuilds the processor between batches (`_round_setup`).

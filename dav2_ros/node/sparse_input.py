@@ -19,7 +19,7 @@ from sensor_msgs.msg import Image, PointCloud2
 
 from dav2_ros.geometry.intrinsics import Intrinsics
 from dav2_ros.geometry.sparse_points import rotation_from_quaternion
-from dav2_ros.node.rejections import RejectionLog
+from dav2_ros.node.throttled_log import ThrottledLog
 from dav2_ros.pipeline.settings import NodeSettings
 from dav2_ros.pipeline.sparse_alignment import (TOPICS, FrameContext, SparseAligner, SparseBuffer, SparseOptions,
                                                 SparseRejected, fixed_conversion, stamp_seconds)
@@ -40,7 +40,7 @@ class SparseInput:
     """
 
     def __init__(self, node: Node, topic: Callable[[str], str], camera: str, settings: NodeSettings,
-                 warnings: RejectionLog) -> None:
+                 warnings: ThrottledLog) -> None:
         self.kind = settings.sparse_input
         self._node = node
         self._camera = camera

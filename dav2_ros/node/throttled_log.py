@@ -9,7 +9,7 @@ import time
 from typing import Any, Optional
 
 
-class RejectionLog:
+class ThrottledLog:
     """Throttles warnings and errors by a reason key (rclpy's `throttle_duration_sec` throttles per call site,
     which would let one noisy reason hide another).
 
