@@ -269,7 +269,6 @@ def run_openvino(xml_path: Path, batch: np.ndarray) -> np.ndarray:
     return compiled(batch)[0]
 
 
-_WRITERS: dict[str, Callable[..., None]] = {"onnx": write_onnx, "openvino": write_openvino}
 _RUNNERS: dict[str, Callable[[Path, np.ndarray], np.ndarray]] = {"onnx": run_onnx, "openvino": run_openvino}
 
 
