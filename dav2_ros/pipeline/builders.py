@@ -191,7 +191,6 @@ def processing_settings(settings: NodeSettings) -> ProcessingSettings:
         max_valid_depth=settings.max_valid_depth,
         publish_cloud=settings.publish_cloud,
         cloud_stride=settings.cloud_stride,
-        cloud_rgb=settings.cloud_rgb,
         colorize=False,
         relative_scale=settings.relative_scale if settings.relative_scale > 0.0 else None,
         relative_shift=settings.relative_shift,

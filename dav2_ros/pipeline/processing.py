@@ -69,8 +69,6 @@ class ProcessingSettings:
             (or no upper bound for converted relative depth). Also accepted as ``max_depth_valid=``.
         publish_cloud: compute ``xyz`` (needs intrinsics and metric depth).
         cloud_stride: keep every Nth row and column of the cloud (1 = all).
-        cloud_rgb: the caller colors the cloud (``pointcloud_fields(xyz, image[::s, ::s])``); kept
-            here so one object carries all of a frame's options.
         colorize: default for ``process(colorize=None)``.
         colormap: ``"turbo"`` or ``"inferno"`` for the preview.
         relative_scale, relative_shift: relative models only; metric inverse depth =
@@ -84,7 +82,6 @@ class ProcessingSettings:
     max_valid_depth: float | None = None
     publish_cloud: bool = True
     cloud_stride: int = 1
-    cloud_rgb: bool = False
     colorize: bool = False
     colormap: Colormap = "turbo"
     relative_scale: float | None = None
