@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+from dav2_ros.cli.errors import run_command
 from dav2_ros.engines.export import FORMATS, ExportError, export_name, output_paths, trtexec_command
 from dav2_ros.model.config import PATCH_SIZE as PATCH
 from dav2_ros.weights.cache import WeightsNotFound, resolve_checkpoint
@@ -220,15 +221,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(levelname)s: %(message)s", stream=sys.stderr)
-    try:
-        return run(args)
-    except (UsageError, WeightsNotFound, ExportError, ValueError, OSError) as error:
-        # ValueError covers CheckpointError (a file that does not load or fit the encoder)
-        print(f"{PROG}: error: {'; '.join(str(error).splitlines())}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; nothing was left half-written", file=sys.stderr)
-        return 130
+    return run_command(PROG, lambda: run(args), errors=(UsageError, WeightsNotFound, ExportError, ValueError, OSError),
+                       interrupted="interrupted; nothing was left half-written")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from dav2_ros.cli.errors import run_command
 from dav2_ros.engines.base import EngineShapeError
 from dav2_ros.engines.registry import BACKEND_CHOICES
 from dav2_ros.model.config import PRECISION_CHOICES, PREPROCESS_CHOICES
@@ -243,20 +244,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     # The model reports checkpoint-name warnings (e.g. a metric file run as relative) through logging.
     logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(levelname)s: %(message)s", stream=sys.stderr)
-    try:
-        return run(args)
-    except (UsageError, WeightsNotFound) as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2 if isinstance(err, UsageError) else 1
-    except ValueError as err:  # CheckpointError and bad option values from the model are ValueErrors
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 1
-    except OSError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    return run_command(PROG, lambda: run(args), usage_errors=(UsageError,),
+                       errors=(WeightsNotFound, ValueError, OSError))
 
 
 if __name__ == "__main__":

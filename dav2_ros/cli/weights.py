@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from dav2_ros.cli.errors import run_command
 from dav2_ros.weights.cache import WeightsNotFound, resolve_checkpoint, weights_dir
 from dav2_ros.weights.catalog import (
     DATASET_CHOICES,
@@ -184,18 +185,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     commands = {"download": _cmd_download, "list": _cmd_list, "path": _cmd_path}
-    try:
-        return commands[args.command](args)
-    except (DownloadError, WeightsNotFound, ValueError) as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 1
-    except OSError as err:
-        where = f": {err.filename}" if err.filename else ""
-        print(f"{PROG}: error: {err.strerror or err}{where}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted (nothing was kept under the final name)", file=sys.stderr)
-        return 130
+    return run_command(PROG, lambda: commands[args.command](args),
+                       errors=(DownloadError, WeightsNotFound, ValueError, OSError),
+                       interrupted="interrupted (nothing was kept under the final name)")
 
 
 if __name__ == "__main__":
