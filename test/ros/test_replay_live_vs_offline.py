@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from bag_replayer import (BagReplayer, OutputRecorder, looped, offline_args, read_bag, reliable_input_params,
-                          standin_params, stamp_ns, write_bag)
+from bag_replayer import BagReplayer, OutputRecorder
+from bags import looped, read_bag, stamp_ns, write_bag
+from standin import offline_args, reliable_input_params, standin_params
 from dav2_ros.offline import bag_to_depth
 from node_harness import DdsClient, NodeProcess, cloud_fields, image_array, wait_until
 

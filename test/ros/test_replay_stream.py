@@ -10,7 +10,9 @@ import pathlib
 import pytest
 from sensor_msgs.msg import Image
 
-from bag_replayer import BagReplayer, OutputRecorder, looped, read_bag, standin_params, stamp_ns
+from bag_replayer import BagReplayer, OutputRecorder
+from bags import looped, read_bag, stamp_ns
+from standin import standin_params
 from node_harness import DdsClient, NodeProcess
 
 pytestmark = pytest.mark.ros

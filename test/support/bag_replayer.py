@@ -1,100 +1,25 @@
-"""Test harness for rosbag replay: read/loop/write bags with `rosbags`, and replay them into the live node.
-
-Bag side (no ROS): `read_bag` decodes a bag, `looped` repeats its messages N times with new stamps
-(a stream from a single-frame bag), `write_bag` writes messages to a new MCAP/SQLite3 bag.
-ROS side: `BagReplayer` publishes those messages on their topics with `/clock` (sim time) into a
-running node and records what the node publishes (see its docstring).
+"""Rosbag replay into the live node: `BagReplayer` publishes a bag's messages (read with `bags`) on their
+topics with `/clock` (sim time) into a running node, and `OutputRecorder` records what the node publishes
+(see their docstrings).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib
-import pathlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 from builtin_interfaces.msg import Time as TimeMsg
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.serialization import deserialize_message
-from rosbags.rosbag2 import Reader, StoragePlugin, Writer
-from rosbags.typesys import Stores, get_typestore
 from rosgraph_msgs.msg import Clock
 
+from bags import NS_PER_S, BagMessage, rclpy_message, stamp_ns
 from node_harness import DdsClient
-
-TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)
-NS_PER_S = 1_000_000_000
-
-
-@dataclasses.dataclass(frozen=True)
-class BagMessage:
-    """One decoded message of a bag: topic, type, bag timestamp (ns) and the rosbags message object."""
-
-    topic: str
-    msgtype: str
-    timestamp: int
-    msg: object
-
-
-def read_bag(path: pathlib.Path, topics: Iterable[str] | None = None) -> list[BagMessage]:
-    """Every message of a bag (or of `topics`), decoded, in bag-time order."""
-    wanted = None if topics is None else set(topics)
-    with Reader(path) as reader:
-        connections = [c for c in reader.connections if wanted is None or c.topic in wanted]
-        if not connections:
-            return []
-        return [
-            BagMessage(c.topic, c.msgtype, t, TYPESTORE.deserialize_cdr(raw, c.msgtype))
-            for c, t, raw in reader.messages(connections=connections)
-        ]
-
-
-def stamp_ns(msg: object) -> int:
-    """A message's header stamp in nanoseconds."""
-    return int(msg.header.stamp.sec) * NS_PER_S + int(msg.header.stamp.nanosec)
-
-
-def with_stamp(msg: object, stamp: int) -> object:
-    """A copy of a rosbags message whose header stamp is `stamp` ns (frame_id kept)."""
-    time_cls = type(msg.header.stamp)
-    header = dataclasses.replace(msg.header, stamp=time_cls(sec=stamp // NS_PER_S, nanosec=stamp % NS_PER_S))
-    return dataclasses.replace(msg, header=header)
-
-
-def looped(messages: list[BagMessage], count: int, period_ns: int, start_ns: int | None = None) -> Iterator[BagMessage]:
-    """The messages repeated `count` times, pass i shifted to `start + i * period`: a stream from one frame.
-
-    Header stamps move with the bag timestamps (their offset within a pass is kept), so every pass
-    has new, increasing stamps; messages without a header keep their content.
-    """
-    if not messages:
-        return
-    first = messages[0].timestamp
-    start = first if start_ns is None else start_ns
-    for i in range(count):
-        shift = start + i * period_ns - first
-        for m in messages:
-            msg = with_stamp(m.msg, stamp_ns(m.msg) + shift) if hasattr(m.msg, "header") else m.msg
-            yield BagMessage(m.topic, m.msgtype, m.timestamp + shift, msg)
-
-
-def write_bag(path: pathlib.Path, messages: Iterable[BagMessage],
-              storage: Literal["mcap", "sqlite3"] = "mcap") -> pathlib.Path:
-    """Write messages (in the given order) to a new rosbag2 folder; returns `path`."""
-    plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
-    with Writer(path, version=8, storage_plugin=plugin) as writer:
-        connections = {}
-        for m in messages:
-            if m.topic not in connections:
-                connections[m.topic] = writer.add_connection(m.topic, m.msgtype, typestore=TYPESTORE)
-            writer.write(connections[m.topic], m.timestamp, TYPESTORE.serialize_cdr(m.msg, m.msgtype))
-    return path
 
 
 # ----------------------------------------------------------------------------------- ROS side
@@ -168,13 +93,6 @@ class ReplayReport:
         """JSON-ready summary."""
         return {"frames_in": self.frames_in, "frames_out": self.frames_out, "dropped": self.dropped,
                 "latency_ms": self.percentiles(), "node_diagnostics": self.node_diagnostics}
-
-
-def rclpy_message(m: BagMessage) -> Any:
-    """The rclpy message with exactly the bytes rosbags would record for `m` (CDR round trip)."""
-    package, _, name = m.msgtype.split("/")
-    msg_type = getattr(importlib.import_module(f"{package}.msg"), name)
-    return deserialize_message(bytes(TYPESTORE.serialize_cdr(m.msg, m.msgtype)), msg_type)
 
 
 class BagReplayer:
@@ -303,29 +221,3 @@ def _wait_quietly(predicate: Callable[[], bool], timeout: float) -> bool:
             return False
         time.sleep(0.01)
     return True
-
-
-# ------------------------------------------------------------- one model setup for node and offline tool
-def standin_params(empty_weights_dir: pathlib.Path, input_size: int = 98) -> dict[str, Any]:
-    """Node parameters for fast, deterministic test runs: random stand-in vits weights (the folder must
-    hold no checkpoint), CPU fp32, one inference thread, a small input size; backend torch, the reference: these
-    runs compare the node with the offline tool bit for bit, which the OpenVINO engine did not give between two
-    processes (1.4e-5 m apart; the engines' own tests are test_engines_*.py and test_model_parity.py)."""
-    return {"allow_random_weights": True, "weights_dir": str(empty_weights_dir), "input_size": input_size,
-            "encoder": "vits", "model_type": "metric", "device": "cpu", "backend": "torch", "precision": "fp32",
-            "num_threads": 1}
-
-
-def reliable_input_params(*topics: str) -> dict[str, str]:
-    """Node parameters that make its subscriptions to `topics` reliable (QoS overrides; the default is
-    best effort). For lockstep replays: on this machine a best-effort 1280x720 bgr8 frame (2.7 MB)
-    never reached the node, a 640x480 one did."""
-    return {f"qos_overrides.{'/' + t.lstrip('/')}.subscription.reliability": "reliable" for t in topics}
-
-
-def offline_args(params: Mapping[str, Any]) -> list[str]:
-    """The same parameters as `bag_to_depth --param NAME=VALUE` options."""
-    def text(value: Any) -> str:
-        return ("true" if value else "false") if isinstance(value, bool) else str(value)
-
-    return [arg for name, value in params.items() for arg in ("--param", f"{name}={text(value)}")]

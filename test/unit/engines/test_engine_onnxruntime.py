@@ -239,7 +239,8 @@ def test_bag_to_depth_on_onnxruntime_gives_the_torch_messages(tmp_path: pathlib.
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """The offline tool (the node's settings, builders and FrameProcessor) on a real bag: backend onnxruntime
     writes the same topics and message layouts as backend torch, with the same depth and cloud."""
-    from bag_replayer import offline_args, read_bag, standin_params
+    from bags import read_bag
+    from standin import offline_args, standin_params
     from dav2_ros.offline import bag_to_depth
 
     monkeypatch.setenv("DAV2_ENGINE_CACHE", str(tmp_path / "engine_cache"))

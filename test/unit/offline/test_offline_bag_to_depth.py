@@ -19,7 +19,8 @@ from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
 from rosbags.rosbag2 import Reader
 
-from bag_replayer import offline_args, read_bag, standin_params, stamp_ns, write_bag
+from bags import read_bag, stamp_ns, write_bag
+from standin import offline_args, standin_params
 from depth_expect import published_depth
 from dav2_ros.conversions.compressed_codec import compressed_msg_to_array
 from dav2_ros.conversions.image_codec import image_msg_to_array

@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from bag_replayer import looped, offline_args, read_bag, standin_params, write_bag
+from bags import looped, read_bag, write_bag
+from standin import offline_args, standin_params
 from project_paths import PROJECT_DIR
 
 FRAMES = 30

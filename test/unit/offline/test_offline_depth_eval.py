@@ -9,7 +9,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from bag_replayer import TYPESTORE, BagMessage, offline_args, read_bag, standin_params, with_stamp, write_bag
+from bags import TYPESTORE, BagMessage, read_bag, with_stamp, write_bag
+from standin import offline_args, standin_params
 from dav2_ros.conversions.image_codec import depth_msg_to_array
 from dav2_ros.offline import bag_to_depth, depth_eval
 from dav2_ros.offline.depth_metrics import evaluate_frame, mean_metrics, DepthMetrics

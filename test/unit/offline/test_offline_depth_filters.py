@@ -12,7 +12,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from bag_replayer import BagMessage, offline_args, read_bag, standin_params, stamp_ns, with_stamp, write_bag
+from bags import BagMessage, read_bag, stamp_ns, with_stamp, write_bag
+from standin import offline_args, standin_params
 from dav2_ros.geometry.depth_filters import TemporalFilter, TemporalOptions
 from dav2_ros.offline import bag_to_depth
 

@@ -25,7 +25,8 @@ import time
 import pytest
 from rosbags.rosbag2 import Reader
 
-from bag_replayer import looped, offline_args, read_bag, standin_params, write_bag
+from bags import looped, read_bag, write_bag
+from standin import offline_args, standin_params
 from dav2_ros.offline import bag_batch, bag_to_depth, fleet
 from dav2_ros.offline.bag_batch import BagJob, BatchError, ModelCache
 from project_paths import PROJECT_DIR

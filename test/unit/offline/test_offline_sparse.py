@@ -16,7 +16,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from bag_replayer import BagMessage, TYPESTORE, offline_args, read_bag, standin_params, write_bag
+from bags import TYPESTORE, BagMessage, read_bag, write_bag
+from standin import offline_args, standin_params
 from dav2_ros.conversions.image_codec import image_msg_to_array
 from dav2_ros.engines.estimator import DepthEstimator
 from dav2_ros.offline import bag_to_depth

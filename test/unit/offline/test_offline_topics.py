@@ -7,7 +7,7 @@ import pathlib
 
 import pytest
 
-from bag_replayer import BagMessage, read_bag, write_bag
+from bags import BagMessage, read_bag, write_bag
 from dav2_ros.offline.bag_frames import Frame, FrameSource, Passthrough
 from dav2_ros.offline.bag_io import BagError, open_reader, ros2_typestore
 from dav2_ros.offline.camera_topics import camera_namespace, select_camera
