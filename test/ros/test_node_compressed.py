@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
-from node_harness import DdsClient, InProcessNode, cloud_fields, every, image_array, read_bag, same_header
+from bags import read_topics
+from node_harness import DdsClient, InProcessNode, cloud_fields, every, image_array, same_header
 
 pytestmark = pytest.mark.ros
 
@@ -28,7 +29,7 @@ def republishing(*sends, period_s=2.0):
 
 
 def test_compressed_input_gives_the_same_depth_as_its_decoded_pixels_raw(bags_dir):
-    messages = read_bag(bags_dir / "fiducial_board_611")
+    messages = read_topics(bags_dir / "fiducial_board_611", as_rclpy=True)
     jpeg: CompressedImage = messages["/camera/image_raw/compressed"][0]
     info: CameraInfo = messages["/camera/camera_info"][0]
     pixels = cv2.imdecode(np.frombuffer(bytes(jpeg.data), np.uint8), cv2.IMREAD_COLOR)
@@ -67,7 +68,7 @@ def test_compressed_input_gives_the_same_depth_as_its_decoded_pixels_raw(bags_di
 
 
 def test_quirky_ros1_bag_produces_depth_and_cloud(bags_dir):
-    messages = read_bag(bags_dir / "fiducial_board_611_raw")
+    messages = read_topics(bags_dir / "fiducial_board_611_raw", as_rclpy=True)
     image_topic = "raspicam_node/camera/image/compressed"  # as recorded: no leading slash
     jpeg: CompressedImage = messages[image_topic][0]
     infos: list[CameraInfo] = messages["/raspicam_node/camera/camera_info"]

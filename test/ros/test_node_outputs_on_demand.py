@@ -15,7 +15,8 @@ from dav2_ros.conversions.buffers import ReusedByteArrays
 from dav2_ros.conversions.pointcloud import pointcloud_fields
 from dav2_ros.node.messages import image_msg, pointcloud_msg
 from dav2_ros.conversions.image_codec import depth_to_image_fields
-from node_harness import DdsClient, InProcessNode, read_bag, same_header, wait_until
+from bags import read_topics
+from node_harness import DdsClient, InProcessNode, same_header, wait_until
 
 pytestmark = pytest.mark.ros
 
@@ -35,7 +36,7 @@ def test_messages_keep_their_payload_by_reference():
 
 
 def test_the_cloud_is_built_only_while_someone_subscribes(bags_dir):
-    messages = read_bag(bags_dir / "fiducial_board_611")
+    messages = read_topics(bags_dir / "fiducial_board_611", as_rclpy=True)
     image: Image = messages["/camera/image_raw"][0]
     info: CameraInfo = messages["/camera/camera_info"][0]
     with InProcessNode(NODE_PARAMS, namespace=NAMESPACE) as node, DdsClient("dav2_on_demand_client") as client:

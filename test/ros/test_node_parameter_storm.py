@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from node_harness import RELIABLE_QOS, DdsClient, InProcessNode, cloud_fields, image_array, read_bag, wait_until
+from bags import read_topics
+from node_harness import RELIABLE_QOS, DdsClient, InProcessNode, cloud_fields, image_array, wait_until
 
 pytestmark = pytest.mark.ros
 
@@ -39,7 +40,7 @@ STRIDES = (1, 2, 3, 4)
 
 def small_frame(bags_dir) -> tuple[Image, CameraInfo, np.ndarray]:
     """The bag's 1280x720 bgr8 frame at a quarter of its size (real pixels, light messages) and its CameraInfo."""
-    messages = read_bag(bags_dir / "fiducial_board_611")
+    messages = read_topics(bags_dir / "fiducial_board_611", as_rclpy=True)
     full, info = messages["/camera/image_raw"][0], messages["/camera/camera_info"][0]
     assert full.encoding == "bgr8"
     pixels = np.frombuffer(bytes(full.data), np.uint8).reshape(full.height, full.step)[:, : full.width * 3]

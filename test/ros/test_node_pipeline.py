@@ -10,8 +10,8 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from node_harness import (DdsClient, InProcessNode, cloud_fields, every, image_array, read_bag, same_header,
-                          wait_until)
+from bags import read_topics
+from node_harness import DdsClient, InProcessNode, cloud_fields, every, image_array, same_header, wait_until
 
 pytestmark = pytest.mark.ros
 
@@ -27,7 +27,7 @@ class Rig:
     """The node under test, a client, and the bag's frame to send with fresh stamps."""
 
     def __init__(self, bags_dir):
-        messages = read_bag(bags_dir / "fiducial_board_611")
+        messages = read_topics(bags_dir / "fiducial_board_611", as_rclpy=True)
         self.image: Image = messages["/camera/image_raw"][0]
         self.info: CameraInfo = messages["/camera/camera_info"][0]
         self.next_sec = 1_000

@@ -10,7 +10,8 @@ import time
 import pytest
 from sensor_msgs.msg import Image
 
-from node_harness import DdsClient, NodeProcess, read_bag, same_header
+from bags import read_topics
+from node_harness import DdsClient, NodeProcess, same_header
 
 pytestmark = pytest.mark.ros
 
@@ -68,7 +69,7 @@ def test_refuses_invalid_parameters_at_startup(params, reason):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_while_frames_stream_exits_zero_without_traceback(bags_dir, sig):
-    image: Image = read_bag(bags_dir / "fiducial_board_611")["/camera/image_raw"][0]
+    image: Image = read_topics(bags_dir / "fiducial_board_611", as_rclpy=True)["/camera/image_raw"][0]
     namespace = f"/dav2_process_{sig.name.lower()}"
     # Reliable input: this test is about the signal, and raw 1280x720 frames over best effort may all be lost in
     # DDS fragmentation on a loaded machine (CI once waited 120 s for the second frame's depth).

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from node_harness import DdsClient, InProcessNode, image_array, read_bag, same_header
+from bags import read_topics
+from node_harness import DdsClient, InProcessNode, image_array, same_header
 
 pytestmark = pytest.mark.ros
 
@@ -24,7 +25,7 @@ TIMEOUT_S = 60.0
 
 
 def test_relative_model_publishes_relative_only_until_a_conversion_is_given(bags_dir):
-    messages = read_bag(bags_dir / "fiducial_board_611")
+    messages = read_topics(bags_dir / "fiducial_board_611", as_rclpy=True)
     image: Image = messages["/camera/image_raw"][0]
     info: CameraInfo = messages["/camera/camera_info"][0]
     with InProcessNode(PARAMS, namespace=NAMESPACE) as node, DdsClient("dav2_relative_client") as client:

@@ -1,8 +1,9 @@
 """Rosbag2 folders without a running ROS graph, through `rosbags`: the one bag reader of the tests.
 
-`read_bag` decodes a bag (or some of its topics) in bag-time order, `looped` repeats its messages N times
-with new stamps (a stream from a single-frame bag), `write_bag` writes messages to a new MCAP/SQLite3 bag,
-and `rclpy_message` turns a decoded message into the rclpy message with the same bytes.
+`read_bag` decodes a bag (or some of its topics) in bag-time order, `read_topics` groups them per topic
+(rosbags objects, or rclpy messages), `looped` repeats messages N times with new stamps (a stream from a
+single-frame bag), `write_bag` writes messages to a new MCAP/SQLite3 bag, and `rclpy_message` turns a decoded
+message into the rclpy message with the same bytes.
 """
 
 from __future__ import annotations
@@ -92,3 +93,13 @@ def rclpy_message(m: BagMessage) -> Any:
     package, _, name = m.msgtype.split("/")
     msg_type = getattr(importlib.import_module(f"{package}.msg"), name)
     return deserialize_message(bytes(TYPESTORE.serialize_cdr(m.msg, m.msgtype)), msg_type)
+
+
+def read_topics(path: pathlib.Path, topics: Iterable[str] | None = None,
+                as_rclpy: bool = False) -> dict[str, list[Any]]:
+    """Topic -> its messages in bag-time order: the rosbags objects, or with `as_rclpy` the rclpy messages
+    (deserialized from the recorded CDR bytes, so exactly what a live driver sent)."""
+    by_topic: dict[str, list[Any]] = {}
+    for m in read_bag(path, topics):
+        by_topic.setdefault(m.topic, []).append(rclpy_message(m) if as_rclpy else m.msg)
+    return by_topic

@@ -1,7 +1,5 @@
 """Run the real depth node and talk to it over DDS on localhost, for node, replay and robustness tests.
 
-- `read_bag(path)`: every message of a rosbag2 as rclpy messages (deserialized from the recorded CDR
-  bytes, so they are exactly what a live driver sent).
 - `InProcessNode`: `DepthNode` in its own rclpy context with an executor thread, in this process.
 - `NodeProcess`: `python -m dav2_ros.node.depth_node --ros-args ...` as a subprocess, its output captured.
 - `DdsClient`: a test node in its own context that publishes inputs, collects outputs and calls
@@ -33,19 +31,11 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.serialization import deserialize_message
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from sensor_msgs.msg import Image, PointCloud2
 
 from project_paths import PROJECT_DIR
 
 DEFAULT_TIMEOUT_S = 60.0
-
-MESSAGE_TYPES: dict[str, type] = {
-    "sensor_msgs/msg/Image": Image,
-    "sensor_msgs/msg/CompressedImage": CompressedImage,
-    "sensor_msgs/msg/CameraInfo": CameraInfo,
-    "sensor_msgs/msg/PointCloud2": PointCloud2,
-}
 
 # Outputs are published reliable; a reliable reader with some history catches every one.
 RELIABLE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -73,20 +63,6 @@ def every(period_s: float, action: Callable[[], None]) -> Callable[[], None]:
             last[0] = time.monotonic()
             action()
     return maybe
-
-
-def read_bag(path: pathlib.Path) -> dict[str, list[Any]]:
-    """Topic -> rclpy messages in recording order, for the message types this package uses."""
-    from rosbags.highlevel import AnyReader
-
-    messages: dict[str, list[Any]] = {}
-    with AnyReader([pathlib.Path(path)]) as reader:
-        for connection, _, rawdata in reader.messages():
-            msg_type = MESSAGE_TYPES.get(connection.msgtype)
-            if msg_type is None:
-                continue
-            messages.setdefault(connection.topic, []).append(deserialize_message(bytes(rawdata), msg_type))
-    return messages
 
 
 def ros_args(params: Mapping[str, Any] = (), remaps: Mapping[str, str] = (), namespace: str = "",

@@ -33,7 +33,8 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
-from node_harness import PROJECT_DIR, DdsClient, NodeProcess, cloud_fields, image_array, read_bag, wait_until
+from bags import read_topics
+from node_harness import PROJECT_DIR, DdsClient, NodeProcess, cloud_fields, image_array, wait_until
 
 BAGS_DIR = PROJECT_DIR / "test" / "data" / "bags"
 
@@ -89,7 +90,7 @@ class Camera:
     def tum(cls, width: int = 160) -> "Camera":
         """TUM RGB-D's 640x480 Kinect frame resized to `width` (4:3), K scaled pixel-centre consistently
         (fx' = fx s, cx' = (cx + 0.5) s - 0.5; computed here, not with the package)."""
-        messages = read_bag(BAGS_DIR / "tum_rgbd")
+        messages = read_topics(BAGS_DIR / "tum_rgbd", as_rclpy=True)
         image: Image = messages["/camera/color/image_raw"][0]
         info: CameraInfo = messages["/camera/color/camera_info"][0]
         assert image.encoding == "rgb8"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pathlib
 from types import SimpleNamespace
 
 import cv2
@@ -14,23 +13,14 @@ from dav2_ros.conversions.compressed_codec import declared_size
 from dav2_ros.conversions.errors import InputRejected
 from dav2_ros.conversions.image_codec import compressed_msg_to_array, image_msg_to_array
 
-rosbags_highlevel = pytest.importorskip("rosbags.highlevel", reason="rosbags is needed to read the test bags")
-rosbags_typesys = pytest.importorskip("rosbags.typesys", reason="rosbags is needed to read the test bags")
+pytest.importorskip("rosbags.rosbag2", reason="rosbags is needed to read the test bags")
 
-
-def read_bag(path: pathlib.Path) -> dict[str, list]:
-    """All messages of a rosbag2 folder, deserialized with rosbags, per topic."""
-    typestore = rosbags_typesys.get_typestore(rosbags_typesys.Stores.ROS2_HUMBLE)
-    topics: dict[str, list] = {}
-    with rosbags_highlevel.AnyReader([path], default_typestore=typestore) as reader:
-        for connection, _, raw in reader.messages():
-            topics.setdefault(connection.topic, []).append(reader.deserialize(raw, connection.msgtype))
-    return topics
+from bags import read_topics  # noqa: E402 -- after the skip without rosbags
 
 
 @pytest.fixture(scope="module")
 def fiducial(bags_dir) -> dict[str, list]:
-    return read_bag(bags_dir / "fiducial_board_611")
+    return read_topics(bags_dir / "fiducial_board_611")
 
 
 def test_bag_jpeg_decodes_to_the_bags_raw_image(fiducial):
@@ -48,7 +38,7 @@ def test_bag_jpeg_decodes_to_the_bags_raw_image(fiducial):
 
 
 def test_quirky_bag_format_jpg_decodes(bags_dir):
-    topics = read_bag(bags_dir / "fiducial_board_611_raw")
+    topics = read_topics(bags_dir / "fiducial_board_611_raw")
     compressed = topics["raspicam_node/camera/image/compressed"][0]
     assert compressed.format == "jpg"
     image, order = compressed_msg_to_array(compressed)

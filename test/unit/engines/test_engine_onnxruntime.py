@@ -284,11 +284,13 @@ def test_node_runs_backend_onnxruntime(bags_dir: pathlib.Path, tmp_path: pathlib
     header and the node's layout."""
     import copy
 
-    from node_harness import DdsClient, NodeProcess, read_bag, same_header
+    from bags import read_topics
+    from node_harness import DdsClient, NodeProcess, same_header
     from sensor_msgs.msg import Image
 
     (tmp_path / "weights").mkdir()
-    image: Image = read_bag(bags_dir / "fiducial_board_611")["/camera/image_raw"][0]  # 1280x720 -> 98x168
+    # 1280x720 -> 98x168
+    image: Image = read_topics(bags_dir / "fiducial_board_611", as_rclpy=True)["/camera/image_raw"][0]
     namespace = "/dav2_onnxruntime"
     env = {"DAV2_WEIGHTS_DIR": str(tmp_path / "weights"), "DAV2_ENGINE_CACHE": str(tmp_path / "cache")}
     with NodeProcess(NODE_DEMO, namespace=namespace, env=env) as node, DdsClient("dav2_onnxruntime_client") as client:
