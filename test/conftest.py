@@ -19,6 +19,9 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "support"))
 
 from project_paths import BAGS_DIR, SHARED_DIR  # noqa: E402
 
+# Shared fixtures (test/support/estimator_fixtures.py): the reference estimators, a parity frame, the estimator cache.
+pytest_plugins = ("estimator_fixtures",)
+
 
 @pytest.fixture(scope="session")
 def bags_dir() -> pathlib.Path:

@@ -22,6 +22,7 @@ from dav2_ros.engines.base import BackendUnavailable, EngineOptions
 from dav2_ros.geometry.intrinsics import Intrinsics
 from dav2_ros.engines.estimator import DepthEstimator
 from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, ProcessingSettings
+from estimator_fixtures import cached_estimator
 from parity_cases import BUNDLED, SHARED, load_case
 from project_paths import PARITY_DIR
 
@@ -48,25 +49,12 @@ def cache_dir(tmp_path_factory) -> pathlib.Path:
     return tmp_path_factory.mktemp("engine_cache")
 
 
-_ESTIMATORS: dict[tuple, DepthEstimator] = {}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _release_estimators():
-    """The cached estimators live as long as this module's tests: their networks and compiled engines (hundreds
-    of MB each) are not kept for the rest of the session."""
-    yield
-    _ESTIMATORS.clear()
-
-
 def _estimator(cache: pathlib.Path, encoder: str, model_type: str, max_depth: float = 20.0,
                backend: str = "onnxruntime", **options) -> DepthEstimator:
     key = (str(cache), encoder, model_type, max_depth, backend, tuple(sorted(options.items())))
-    if key not in _ESTIMATORS:
-        _ESTIMATORS[key] = DepthEstimator.random(
-            encoder=encoder, model_type=model_type, max_depth=max_depth, device="cpu", precision="fp32",
-            preprocess="exact", backend=backend, engine_options=EngineOptions(cache_dir=cache, **options))
-    return _ESTIMATORS[key]
+    return cached_estimator(key, lambda: DepthEstimator.random(
+        encoder=encoder, model_type=model_type, max_depth=max_depth, device="cpu", precision="fp32",
+        preprocess="exact", backend=backend, engine_options=EngineOptions(cache_dir=cache, **options)))
 
 
 @pytest.mark.parametrize("path", _case_params())

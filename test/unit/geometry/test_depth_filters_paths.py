@@ -15,10 +15,7 @@ from dav2_ros.geometry.intrinsics import Intrinsics
 from dav2_ros.engines.torch_runtime.device_geometry import edge_keep
 from dav2_ros.engines.estimator import DepthEstimator
 from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, ProcessingSettings
-from parity_cases import case_image, reference_vits
-from project_paths import PARITY_DIR
 
-FIXTURE = PARITY_DIR / "tum_vits_308.npz"
 INPUT_SIZE = 98
 
 
@@ -48,29 +45,19 @@ def test_the_torch_twin_gives_the_numpy_mask(seed: int, threshold: float, dilati
     np.testing.assert_array_equal(got_batch[1], edge_mask(batch[1], threshold, dilation))
 
 
-@pytest.fixture(scope="module")
-def frame() -> np.ndarray:
-    return case_image(FIXTURE)
-
-
-@pytest.fixture(scope="module")
-def estimator() -> DepthEstimator:
-    return reference_vits("fast")
-
-
 def intrinsics(width: int, height: int) -> Intrinsics:
     return Intrinsics(fx=517.3, fy=516.5, cx=318.6, cy=255.3, width=width, height=height)
 
 
-def test_host_and_device_paths_remove_the_same_flying_pixels(frame: np.ndarray, estimator: DepthEstimator) -> None:
-    height, width = frame.shape[:2]
+def test_host_and_device_paths_remove_the_same_flying_pixels(tum_frame: np.ndarray, fast_vits: DepthEstimator) -> None:
+    height, width = tum_frame.shape[:2]
     # A threshold the random network's output crosses often, so that the comparison means something.
     settings = ProcessingSettings(input_size=INPUT_SIZE, min_depth=0.1, max_valid_depth=20.0, cloud_stride=2,
                                   flying_pixel_threshold=0.01, flying_pixel_dilation=1)
-    host = FrameProcessor(estimator, settings).process(frame, "bgr", intrinsics(width, height))
-    device = FrameProcessor(estimator, settings, on_device=True).process(frame, "bgr", intrinsics(width, height))
-    unfiltered = FrameProcessor(estimator, ProcessingSettings(input_size=INPUT_SIZE, min_depth=0.1,
-                                                              max_valid_depth=20.0)).process(frame, "bgr")
+    host = FrameProcessor(fast_vits, settings).process(tum_frame, "bgr", intrinsics(width, height))
+    device = FrameProcessor(fast_vits, settings, on_device=True).process(tum_frame, "bgr", intrinsics(width, height))
+    unfiltered = FrameProcessor(fast_vits, ProcessingSettings(input_size=INPUT_SIZE, min_depth=0.1,
+                                                              max_valid_depth=20.0)).process(tum_frame, "bgr")
     assert host.valid_pixels == int(np.isfinite(unfiltered.depth).sum())
     assert 0.01 * host.valid_pixels < host.flying_pixels < 0.9 * host.valid_pixels
     # Same ops on the same data; the network may round differently between two calls, which can flip a pixel
@@ -85,35 +72,35 @@ def test_host_and_device_paths_remove_the_same_flying_pixels(frame: np.ndarray, 
     assert np.array_equal(np.isnan(device.xyz[..., 2]), np.isnan(device.depth[::2, ::2]))
 
 
-def test_the_filter_off_counts_nothing(frame: np.ndarray, estimator: DepthEstimator) -> None:
+def test_the_filter_off_counts_nothing(tum_frame: np.ndarray, fast_vits: DepthEstimator) -> None:
     settings = ProcessingSettings(input_size=INPUT_SIZE, flying_pixel_threshold=0.0)
     for on_device in (False, True):
-        result = FrameProcessor(estimator, settings, on_device=on_device).process(frame, "bgr")
+        result = FrameProcessor(fast_vits, settings, on_device=on_device).process(tum_frame, "bgr")
         assert result.valid_pixels is None and result.flying_pixels is None
 
 
-def test_relative_models_with_a_conversion_are_filtered_too(frame: np.ndarray) -> None:
+def test_relative_models_with_a_conversion_are_filtered_too(tum_frame: np.ndarray) -> None:
     relative = DepthEstimator.random(encoder="vits", model_type="relative", device="cpu", precision="fp32",
                                      preprocess="fast", backend="torch")
     settings = ProcessingSettings(input_size=INPUT_SIZE, relative_scale=1.0, relative_shift=0.5,
                                   max_valid_depth=None, flying_pixel_threshold=0.002)
-    result = FrameProcessor(relative, settings).process(frame, "bgr")
+    result = FrameProcessor(relative, settings).process(tum_frame, "bgr")
     assert result.flying_pixels is not None and result.flying_pixels > 0
     assert np.count_nonzero(np.isnan(result.depth)) >= result.flying_pixels
 
 
 @pytest.mark.parametrize("on_device", [False, True])
 @pytest.mark.parametrize("mode", ["scale", "ema"])
-def test_the_temporal_filter_moves_depth_and_cloud_together(frame: np.ndarray, estimator: DepthEstimator,
+def test_the_temporal_filter_moves_depth_and_cloud_together(tum_frame: np.ndarray, fast_vits: DepthEstimator,
                                                             on_device: bool, mode: str) -> None:
-    height, width = frame.shape[:2]
+    height, width = tum_frame.shape[:2]
     intr = intrinsics(width, height)
-    processor = FrameProcessor(estimator, ProcessingSettings(input_size=INPUT_SIZE, cloud_stride=3),
+    processor = FrameProcessor(fast_vits, ProcessingSettings(input_size=INPUT_SIZE, cloud_stride=3),
                                on_device=on_device)
     temporal = TemporalFilter(mode)
-    brighter = np.clip(frame.astype(np.int16) + 12, 0, 255).astype(np.uint8)
+    brighter = np.clip(tum_frame.astype(np.int16) + 12, 0, 255).astype(np.uint8)
     raw = []
-    for k, image in enumerate((frame, brighter, frame, brighter)):
+    for k, image in enumerate((tum_frame, brighter, tum_frame, brighter)):
         plain = processor.process(image, "bgr", intr)
         raw.append(plain.depth.copy())
         result = processor.process_batch([FrameRequest(image, "bgr", intr, temporal=temporal, stamp=0.1 * k,

@@ -10,7 +10,7 @@ import torch
 
 from dav2_ros.engines.estimator import DepthEstimator
 from dav2_ros.engines.preprocess import FastPreprocessor, exact_preprocess, network_size
-from parity_cases import case_image, reference_vits
+from parity_cases import case_image
 from project_paths import PARITY_DIR
 
 FIXTURE = PARITY_DIR / "tum_small_vits_518.npz"
@@ -19,16 +19,6 @@ FIXTURE = PARITY_DIR / "tum_small_vits_518.npz"
 @pytest.fixture(scope="module")
 def frame_bgr() -> np.ndarray:
     return case_image(FIXTURE)
-
-
-@pytest.fixture(scope="module")
-def estimator() -> DepthEstimator:
-    return reference_vits("exact")
-
-
-@pytest.fixture(scope="module")
-def fast_estimator() -> DepthEstimator:
-    return reference_vits("fast")
 
 
 @pytest.mark.parametrize(("height", "width", "input_size", "expected"), [
@@ -67,34 +57,34 @@ def test_fast_preprocess_close_to_exact(frame_bgr: np.ndarray) -> None:
     assert np.abs(fast - exact).mean() < 1e-3
 
 
-def test_infer_output_contract(estimator: DepthEstimator) -> None:
+def test_infer_output_contract(exact_vits: DepthEstimator) -> None:
     image = np.random.default_rng(1).integers(0, 256, size=(37, 53, 3), dtype=np.uint8)
-    depth = estimator.infer(image, input_size=98, color_order="rgb")
+    depth = exact_vits.infer(image, input_size=98, color_order="rgb")
     assert depth.shape == (37, 53) and depth.dtype == np.float32 and depth.flags.c_contiguous
     assert np.isfinite(depth).all() and (depth > 0).all() and (depth < 20.0).all()
-    assert set(estimator.last_timings) == {"preprocess", "inference", "postprocess"}
-    assert all(v >= 0 for v in estimator.last_timings.values()) and estimator.last_timings["inference"] > 0
-    assert (estimator.config.encoder, estimator.config.model_type) == ("vits", "metric")
-    assert (estimator.device.type, estimator.precision, estimator.preprocess) == ("cpu", "fp32", "exact")
+    assert set(exact_vits.last_timings) == {"preprocess", "inference", "postprocess"}
+    assert all(v >= 0 for v in exact_vits.last_timings.values()) and exact_vits.last_timings["inference"] > 0
+    assert (exact_vits.config.encoder, exact_vits.config.model_type) == ("vits", "metric")
+    assert (exact_vits.device.type, exact_vits.precision, exact_vits.preprocess) == ("cpu", "fp32", "exact")
 
 
-def test_infer_batch_keeps_order_and_matches_single(estimator: DepthEstimator) -> None:
+def test_infer_batch_keeps_order_and_matches_single(exact_vits: DepthEstimator) -> None:
     rng = np.random.default_rng(2)
     a, b = (rng.integers(0, 256, size=(60, 80, 3), dtype=np.uint8) for _ in range(2))
     c = rng.integers(0, 256, size=(80, 60, 3), dtype=np.uint8)
-    batch = estimator.infer_batch([a, c, b], input_size=112, color_order="bgr")
+    batch = exact_vits.infer_batch([a, c, b], input_size=112, color_order="bgr")
     assert [d.shape for d in batch] == [(60, 80), (80, 60), (60, 80)]
     for image, depth in zip((a, c, b), batch):
-        np.testing.assert_allclose(depth, estimator.infer(image, 112, "bgr"), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(depth, exact_vits.infer(image, 112, "bgr"), rtol=1e-4, atol=1e-4)
 
 
-def test_strided_views_accepted_in_both_modes(estimator: DepthEstimator, fast_estimator: DepthEstimator) -> None:
+def test_strided_views_accepted_in_both_modes(exact_vits: DepthEstimator, fast_vits: DepthEstimator) -> None:
     """Mirrored (negative-stride) and row-padded views, as message buffers or flips give them."""
     rng = np.random.default_rng(4)
     image = rng.integers(0, 256, size=(40, 60, 3), dtype=np.uint8)
     padded = np.zeros((40, 64, 3), dtype=np.uint8)
     padded[:, :60] = image
-    for est in (estimator, fast_estimator):
+    for est in (exact_vits, fast_vits):
         np.testing.assert_array_equal(est.infer(padded[:, :60], 56), est.infer(image, 56))
         np.testing.assert_array_equal(est.infer(image[:, ::-1], 56), est.infer(image[:, ::-1].copy(), 56))
 
@@ -109,10 +99,10 @@ def test_random_weights_are_deterministic_per_seed() -> None:
     assert not np.allclose(first, other)
 
 
-def test_warmup_runs_the_network(estimator: DepthEstimator) -> None:
-    estimator.last_timings = {}
-    estimator.warmup(height=48, width=64, input_size=56)
-    assert estimator.last_timings["inference"] > 0
+def test_warmup_runs_the_network(exact_vits: DepthEstimator) -> None:
+    exact_vits.last_timings = {}
+    exact_vits.warmup(height=48, width=64, input_size=56)
+    assert exact_vits.last_timings["inference"] > 0
 
 
 @pytest.mark.parametrize(("image", "error", "message"), [
@@ -122,17 +112,17 @@ def test_warmup_runs_the_network(estimator: DepthEstimator) -> None:
     (np.zeros((0, 10, 3), dtype=np.uint8), ValueError, r"shape \(0, 10, 3\)"),
     ([[0, 0, 0]], TypeError, "numpy array, got list"),
 ])
-def test_bad_images_refused(estimator: DepthEstimator, image, error: type, message: str) -> None:
+def test_bad_images_refused(exact_vits: DepthEstimator, image, error: type, message: str) -> None:
     with pytest.raises(error, match=message):
-        estimator.infer(image, 56)
+        exact_vits.infer(image, 56)
 
 
-def test_bad_arguments_refused(estimator: DepthEstimator) -> None:
+def test_bad_arguments_refused(exact_vits: DepthEstimator) -> None:
     image = np.zeros((20, 20, 3), dtype=np.uint8)
     with pytest.raises(ValueError, match="color_order must be 'rgb' or 'bgr', got 'rgba'"):
-        estimator.infer(image, 56, color_order="rgba")  # type: ignore[arg-type]
+        exact_vits.infer(image, 56, color_order="rgba")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="input_size must be an integer >= 14, got 0"):
-        estimator.infer(image, 0)
+        exact_vits.infer(image, 0)
     with pytest.raises(ValueError, match="'fp16' needs a CUDA device"):
         DepthEstimator.random(device="cpu", precision="fp16")
     with pytest.raises(ValueError, match="preprocess 'gpu' is not one of"):
@@ -146,10 +136,10 @@ def test_auto_preprocess_is_exact_on_cpu() -> None:
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_fast_fp16_close_to_cpu_exact(frame_bgr: np.ndarray, estimator: DepthEstimator) -> None:
+def test_cuda_fast_fp16_close_to_cpu_exact(frame_bgr: np.ndarray, exact_vits: DepthEstimator) -> None:
     gpu = DepthEstimator.random(encoder="vits", model_type="metric", device="cuda", precision="auto")
     assert (gpu.precision, gpu.preprocess) == ("fp16", "fast")
-    ref = estimator.infer(frame_bgr, 518, "bgr")
+    ref = exact_vits.infer(frame_bgr, 518, "bgr")
     depth = gpu.infer(frame_bgr, 518, "bgr")
     assert depth.shape == ref.shape and depth.dtype == np.float32
     assert np.abs(depth - ref).mean() / np.abs(ref).mean() < 0.02

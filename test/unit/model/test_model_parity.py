@@ -9,6 +9,7 @@ import pytest
 
 from dav2_ros.engines.base import EngineOptions
 from dav2_ros.engines.estimator import DepthEstimator
+from estimator_fixtures import cached_estimator
 from parity_cases import BUNDLED, SHARED, load_case
 from project_paths import PARITY_DIR, SHARED_CASES_DIR
 
@@ -22,29 +23,16 @@ BF16_TOLERANCE = 0.02
 BF16_CASE = FIXTURE_DIR / "tum_vits_308.npz"
 
 
-_ESTIMATORS: dict[tuple, DepthEstimator] = {}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _release_estimators():
-    """The cached estimators live as long as this module's tests: their networks and compiled engines (hundreds
-    of MB each) are not kept for the rest of the session."""
-    yield
-    _ESTIMATORS.clear()
-
-
 def estimator_for(case: dict, preprocess: str, precision: str, backend: str = "torch") -> DepthEstimator:
     """A CPU estimator with the stand-in weights for this case's encoder and head (cached across tests)."""
     metric = case["max_depth"] > 0
     key = (case["encoder"], metric, case["max_depth"], preprocess, precision, backend)
-    if key not in _ESTIMATORS:
-        _ESTIMATORS[key] = DepthEstimator.random(
-            encoder=case["encoder"], model_type="metric" if metric else "relative",
-            max_depth=case["max_depth"] if metric else 20.0, device="cpu", precision=precision,
-            preprocess=preprocess, seed=0, backend=backend,
-            # one compiled shape kept per engine: each case has its own (a compiled vits at 518: ~150 MB of RAM)
-            engine_options=EngineOptions(max_shapes=1))
-    return _ESTIMATORS[key]
+    return cached_estimator(key, lambda: DepthEstimator.random(
+        encoder=case["encoder"], model_type="metric" if metric else "relative",
+        max_depth=case["max_depth"] if metric else 20.0, device="cpu", precision=precision,
+        preprocess=preprocess, seed=0, backend=backend,
+        # one compiled shape kept per engine: each case has its own (a compiled vits at 518: ~150 MB of RAM)
+        engine_options=EngineOptions(max_shapes=1)))
 
 
 def case_params(skip_vitb: bool = False) -> list:

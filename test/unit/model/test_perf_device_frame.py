@@ -22,10 +22,7 @@ from dav2_ros.engines.estimator import DepthEstimator
 from dav2_ros.pipeline.builders import processing_settings, warm_up
 from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, ProcessingSettings
 from dav2_ros.pipeline.settings import NodeSettings
-from parity_cases import case_image, reference_vits
-from project_paths import PARITY_DIR
 
-FIXTURE = PARITY_DIR / "tum_vits_308.npz"
 INPUT_SIZE = 98  # the network's smallest sensible size: these tests check plumbing and arithmetic, not the model
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
 
@@ -33,16 +30,6 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 def camera_pair(width: int, height: int) -> tuple[Intrinsics, PinholeRays]:
     intr = Intrinsics(fx=517.3, fy=516.5, cx=318.6, cy=255.3, width=width, height=height)
     return intr, PinholeRays(intr.fx, intr.fy, intr.cx, intr.cy, width, height)
-
-
-@pytest.fixture(scope="module")
-def frame() -> np.ndarray:
-    return case_image(FIXTURE)
-
-
-@pytest.fixture(scope="module")
-def estimator() -> DepthEstimator:
-    return reference_vits("fast")
 
 
 @pytest.mark.parametrize("stride", [1, 3, 7])
@@ -76,13 +63,13 @@ def test_mask_on_torch_equals_depth_range_mask() -> None:
         mask_depth_(torch.zeros(2, 2), 5.0, 1.0)
 
 
-def test_device_frame_matches_the_numpy_path(frame: np.ndarray, estimator: DepthEstimator) -> None:
-    height, width = frame.shape[:2]
+def test_device_frame_matches_the_numpy_path(tum_frame: np.ndarray, fast_vits: DepthEstimator) -> None:
+    height, width = tum_frame.shape[:2]
     intr, camera = camera_pair(width, height)
     settings = ProcessingSettings(input_size=INPUT_SIZE, min_depth=0.1, max_valid_depth=20.0, cloud_stride=2)
-    expected = FrameProcessor(estimator, settings).process(frame, "bgr", intr)
-    pipeline = DeviceFramePipeline(estimator, min_depth=0.1, max_depth=20.0)
-    got = pipeline.run(frame, INPUT_SIZE, "bgr", camera, stride=2)
+    expected = FrameProcessor(fast_vits, settings).process(tum_frame, "bgr", intr)
+    pipeline = DeviceFramePipeline(fast_vits, min_depth=0.1, max_depth=20.0)
+    got = pipeline.run(tum_frame, INPUT_SIZE, "bgr", camera, stride=2)
     assert got.depth.shape == (height, width) and got.xyz.shape == expected.xyz.shape
     assert np.array_equal(np.isnan(got.depth), np.isnan(expected.depth))
     # Same ops on the same device; the network itself may round differently between two calls (thread split).
@@ -91,27 +78,28 @@ def test_device_frame_matches_the_numpy_path(frame: np.ndarray, estimator: Depth
     assert set(got.timings) == {"upload", "device", "download"}
 
 
-def test_device_frame_reuses_its_buffers_for_the_same_geometry(frame: np.ndarray, estimator: DepthEstimator) -> None:
-    height, width = frame.shape[:2]
+def test_device_frame_reuses_its_buffers_for_the_same_geometry(tum_frame: np.ndarray,
+                                                               fast_vits: DepthEstimator) -> None:
+    height, width = tum_frame.shape[:2]
     _, camera = camera_pair(width, height)
-    pipeline = DeviceFramePipeline(estimator, min_depth=0.1, max_depth=20.0)
-    first = pipeline.run(frame, INPUT_SIZE, "bgr", camera)
+    pipeline = DeviceFramePipeline(fast_vits, min_depth=0.1, max_depth=20.0)
+    first = pipeline.run(tum_frame, INPUT_SIZE, "bgr", camera)
     first_depth = first.depth.copy()
-    second = pipeline.run(np.ascontiguousarray(frame[::-1]), INPUT_SIZE, "bgr", camera)
+    second = pipeline.run(np.ascontiguousarray(tum_frame[::-1]), INPUT_SIZE, "bgr", camera)
     assert np.shares_memory(first.depth, second.depth)  # no per-frame allocation of the outputs
     assert not np.allclose(second.depth, first_depth, equal_nan=True)  # ... and the new frame's values in them
-    depth_only = pipeline.run(frame, INPUT_SIZE, "bgr", None)
+    depth_only = pipeline.run(tum_frame, INPUT_SIZE, "bgr", None)
     assert depth_only.xyz is None
     np.testing.assert_allclose(depth_only.depth, first_depth, rtol=1e-5, atol=1e-5, equal_nan=True)
 
 
-def test_device_frame_refuses_what_it_cannot_do(frame: np.ndarray, estimator: DepthEstimator) -> None:
+def test_device_frame_refuses_what_it_cannot_do(tum_frame: np.ndarray, fast_vits: DepthEstimator) -> None:
     with pytest.raises(ValueError, match="cuda_graphs needs a CUDA device"):
-        DeviceFramePipeline(estimator, min_depth=0.1, max_depth=20.0, cuda_graphs=True)
-    pipeline = DeviceFramePipeline(estimator, min_depth=0.1, max_depth=20.0)
+        DeviceFramePipeline(fast_vits, min_depth=0.1, max_depth=20.0, cuda_graphs=True)
+    pipeline = DeviceFramePipeline(fast_vits, min_depth=0.1, max_depth=20.0)
     _, camera = camera_pair(320, 240)
     with pytest.raises(ValueError, match="camera model is for 320x240"):
-        pipeline.run(frame, INPUT_SIZE, "bgr", camera)
+        pipeline.run(tum_frame, INPUT_SIZE, "bgr", camera)
 
 
 class GraphLikeCapture:
@@ -148,20 +136,20 @@ def count_buffers(monkeypatch) -> list[tuple]:
 
 
 @pytest.mark.parametrize("publish_cloud", [True, False])
-def test_the_first_camera_frame_reuses_what_the_warm_up_built(frame: np.ndarray, estimator: DepthEstimator,
+def test_the_first_camera_frame_reuses_what_the_warm_up_built(tum_frame: np.ndarray, fast_vits: DepthEstimator,
                                                               count_buffers: list, publish_cloud: bool) -> None:
     """The warm-up's made-up camera and RGB order vs the camera's real intrinsics and BGR: same geometry, so the first
     real frame allocates nothing (with CUDA graphs it would otherwise evict the warm-up's graph and capture anew)."""
-    height, width = frame.shape[:2]
+    height, width = tum_frame.shape[:2]
     settings = NodeSettings(input_size=INPUT_SIZE, warmup_width=width, warmup_height=height, cloud_stride=2,
                             publish_cloud=publish_cloud)
-    processor = FrameProcessor(estimator, processing_settings(settings), on_device=True)
+    processor = FrameProcessor(fast_vits, processing_settings(settings), on_device=True)
     warm_up(processor, settings)
     assert len(count_buffers) == 1
     intr, _ = camera_pair(width, height)
-    got = processor.process(frame, "bgr", intr)
+    got = processor.process(tum_frame, "bgr", intr)
     assert len(count_buffers) == 1, f"the first frame allocated again: {count_buffers}"
-    expected = FrameProcessor(estimator, processing_settings(settings)).process(frame, "bgr", intr)
+    expected = FrameProcessor(fast_vits, processing_settings(settings)).process(tum_frame, "bgr", intr)
     np.testing.assert_allclose(got.depth, expected.depth, rtol=1e-5, atol=1e-5, equal_nan=True)
     if publish_cloud:
         np.testing.assert_allclose(got.xyz, expected.xyz, rtol=1e-5, atol=1e-5, equal_nan=True)
@@ -179,15 +167,15 @@ def three_cameras(frame: np.ndarray) -> tuple[list[np.ndarray], list[Intrinsics]
 
 
 def test_batched_cameras_in_any_order_and_subset_keep_one_geometry_per_batch_size(
-        frame: np.ndarray, estimator: DepthEstimator, count_buffers: list) -> None:
+        tum_frame: np.ndarray, fast_vits: DepthEstimator, count_buffers: list) -> None:
     """1-3 cameras waiting together, in every order and subset (15 arrangements, twice), some without a CameraInfo:
     3 buffer sets (batch sizes 1, 2, 3) fit the 3 kept (one per camera), none is evicted, and every camera's points
     are back-projected with its own intrinsics (its rays copied into the batch slot it had this time)."""
     stride = 3
-    images, intrinsics = three_cameras(frame)
+    images, intrinsics = three_cameras(tum_frame)
     settings = ProcessingSettings(input_size=INPUT_SIZE, min_depth=0.1, max_valid_depth=20.0, cloud_stride=stride)
-    processor = FrameProcessor(estimator, settings, on_device=True, max_geometries=3)
-    reference = [FrameProcessor(estimator, settings).process(image, "bgr", None).depth for image in images]
+    processor = FrameProcessor(fast_vits, settings, on_device=True, max_geometries=3)
+    reference = [FrameProcessor(fast_vits, settings).process(image, "bgr", None).depth for image in images]
     arrangements = [order for size in (1, 2, 3) for subset in itertools.combinations(range(3), size)
                     for order in itertools.permutations(subset)]
     assert len(arrangements) == 15
@@ -207,18 +195,18 @@ def test_batched_cameras_in_any_order_and_subset_keep_one_geometry_per_batch_siz
     assert (pipeline.geometries_created, pipeline.geometries_evicted) == (3, 0)
 
 
-def test_one_graph_per_geometry_serves_every_camera_and_color_order(frame: np.ndarray,
-                                                                    estimator: DepthEstimator) -> None:
+def test_one_graph_per_geometry_serves_every_camera_and_color_order(tum_frame: np.ndarray,
+                                                                    fast_vits: DepthEstimator) -> None:
     """With (graph-like) captures: the warm-up's capture serves later frames of other cameras and color orders, a
     batch of two is captured once whatever its order, and every replay equals the eager result."""
-    height, width = frame.shape[:2]
-    images, intrinsics = three_cameras(frame)
+    height, width = tum_frame.shape[:2]
+    images, intrinsics = three_cameras(tum_frame)
     cameras = [PinholeRays(i.fx, i.fy, i.cx, i.cy, width, height) for i in intrinsics]
     capture = GraphLikeCapture()
-    graphs = DeviceFramePipeline(estimator, min_depth=0.1, max_depth=20.0, cuda_graphs=True, max_geometries=2,
+    graphs = DeviceFramePipeline(fast_vits, min_depth=0.1, max_depth=20.0, cuda_graphs=True, max_geometries=2,
                                  capture=capture)
-    eager = DeviceFramePipeline(estimator, min_depth=0.1, max_depth=20.0, max_geometries=2)
-    gray = np.full_like(frame, 128)
+    eager = DeviceFramePipeline(fast_vits, min_depth=0.1, max_depth=20.0, max_geometries=2)
+    gray = np.full_like(tum_frame, 128)
     made_up = PinholeRays(0.8 * width, 0.8 * width, (width - 1) / 2, (height - 1) / 2, width, height)
     graphs.run(gray, INPUT_SIZE, "rgb", made_up)  # what the start-up warm-up does
     runs = [([0], "bgr"), ([1], "rgb"), ([0, 1], "bgr"), ([1, 0], "bgr"), ([2, 0], "rgb"), ([2], "bgr")]
@@ -233,15 +221,15 @@ def test_one_graph_per_geometry_serves_every_camera_and_color_order(frame: np.nd
     assert (graphs.geometries_created, graphs.geometries_evicted) == (2, 0)
 
 
-def test_a_failed_capture_runs_that_geometry_eagerly_and_says_so_once(frame: np.ndarray, estimator: DepthEstimator,
+def test_a_failed_capture_runs_that_geometry_eagerly_and_says_so_once(tum_frame: np.ndarray, fast_vits: DepthEstimator,
                                                                       caplog) -> None:
-    height, width = frame.shape[:2]
+    height, width = tum_frame.shape[:2]
     _, camera = camera_pair(width, height)
     capture = GraphLikeCapture(fail=RuntimeError("CUDA error: operation not permitted when stream is capturing"))
-    graphs = DeviceFramePipeline(estimator, min_depth=0.1, max_depth=20.0, cuda_graphs=True, capture=capture)
-    eager = DeviceFramePipeline(estimator, min_depth=0.1, max_depth=20.0)
+    graphs = DeviceFramePipeline(fast_vits, min_depth=0.1, max_depth=20.0, cuda_graphs=True, capture=capture)
+    eager = DeviceFramePipeline(fast_vits, min_depth=0.1, max_depth=20.0)
     caplog.set_level(logging.WARNING, logger="dav2_ros.model")
-    for image in (frame, np.ascontiguousarray(frame[::-1]), frame):
+    for image in (tum_frame, np.ascontiguousarray(tum_frame[::-1]), tum_frame):
         got = graphs.run(image, INPUT_SIZE, "bgr", camera)
         expected = eager.run(image, INPUT_SIZE, "bgr", camera)
         np.testing.assert_allclose(got.depth, expected.depth, rtol=1e-5, atol=1e-5, equal_nan=True)
@@ -251,7 +239,7 @@ def test_a_failed_capture_runs_that_geometry_eagerly_and_says_so_once(frame: np.
     assert len(said) == 1 and "operation not permitted" in said[0] and "without a CUDA graph" in said[0], said
     # another geometry still gets its graph
     capture.fail = None
-    graphs.run_batch([frame, frame], INPUT_SIZE, "bgr", [camera, None])
+    graphs.run_batch([tum_frame, tum_frame], INPUT_SIZE, "bgr", [camera, None])
     assert capture.calls == 2 and graphs.captures == 1
 
 
@@ -269,15 +257,15 @@ def ieee_fp32():
 @pytest.mark.gpu
 @needs_cuda
 @pytest.mark.parametrize("cuda_graphs", [False, True])
-def test_cuda_frame_matches_the_cpu_path(frame: np.ndarray, cuda_graphs: bool, ieee_fp32) -> None:
-    height, width = frame.shape[:2]
+def test_cuda_frame_matches_the_cpu_path(tum_frame: np.ndarray, cuda_graphs: bool, ieee_fp32) -> None:
+    height, width = tum_frame.shape[:2]
     _, camera = camera_pair(width, height)
     cpu = DeviceFramePipeline(DepthEstimator.random(device="cpu", precision="fp32", preprocess="fast", backend="torch"),
-                              min_depth=0.1, max_depth=20.0).run(frame, INPUT_SIZE, "bgr", camera)
+                              min_depth=0.1, max_depth=20.0).run(tum_frame, INPUT_SIZE, "bgr", camera)
     cuda_estimator = DepthEstimator.random(device="cuda", precision="fp32", preprocess="fast")
     pipeline = DeviceFramePipeline(cuda_estimator, min_depth=0.1, max_depth=20.0, cuda_graphs=cuda_graphs)
     for _ in range(3):  # the graph is captured on the first call and replayed after
-        got = pipeline.run(frame, INPUT_SIZE, "bgr", camera)
+        got = pipeline.run(tum_frame, INPUT_SIZE, "bgr", camera)
     # TF32 off (ieee_fp32): what remains is the kernels' other summation orders and the GPU's bicubic, ~1e-4.
     np.testing.assert_allclose(got.depth, cpu.depth, rtol=1e-3, atol=1e-3, equal_nan=True)
     np.testing.assert_allclose(got.xyz, cpu.xyz, rtol=1e-3, atol=1e-3, equal_nan=True)
@@ -288,23 +276,23 @@ def test_cuda_frame_matches_the_cpu_path(frame: np.ndarray, cuda_graphs: bool, i
 
 @pytest.mark.gpu
 @needs_cuda
-def test_cuda_graph_is_captured_once_per_geometry_over_1000_frames(frame: np.ndarray) -> None:
+def test_cuda_graph_is_captured_once_per_geometry_over_1000_frames(tum_frame: np.ndarray) -> None:
     """One camera for 1,000 frames, then two batched cameras in both orders: one capture per batch size, and every
     replay gives its own frame's depth (not the first frame's)."""
-    height, width = frame.shape[:2]
+    height, width = tum_frame.shape[:2]
     _, camera = camera_pair(width, height)
     other = PinholeRays(600.0, 600.0, width / 2, height / 2, width, height)
     estimator = DepthEstimator.random(device="cuda", precision="fp16", preprocess="fast")
     graphs = DeviceFramePipeline(estimator, min_depth=0.1, max_depth=20.0, cuda_graphs=True, max_geometries=2)
     eager = DeviceFramePipeline(estimator, min_depth=0.1, max_depth=20.0, max_geometries=2)
-    flipped = np.ascontiguousarray(frame[:, ::-1])
+    flipped = np.ascontiguousarray(tum_frame[:, ::-1])
     for i in range(1000):
-        image = frame if i % 2 == 0 else flipped
+        image = tum_frame if i % 2 == 0 else flipped
         got = graphs.run(image, INPUT_SIZE, "bgr", camera)
         if i in (0, 1, 2, 999):
             expected = eager.run(image, INPUT_SIZE, "bgr", camera)
             np.testing.assert_allclose(got.depth, expected.depth, rtol=1e-3, atol=1e-3, equal_nan=True)
-    for order in ([frame, flipped], [flipped, frame]):
+    for order in ([tum_frame, flipped], [flipped, tum_frame]):
         got = [f.depth.copy() for f in graphs.run_batch(order, INPUT_SIZE, "bgr", [camera, other])]
         expected = [f.depth for f in eager.run_batch(order, INPUT_SIZE, "bgr", [camera, other])]
         for g, e in zip(got, expected):
@@ -314,16 +302,16 @@ def test_cuda_graph_is_captured_once_per_geometry_over_1000_frames(frame: np.nda
 
 @pytest.mark.gpu
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs (cuda:1 with CUDA graphs)")
-def test_cuda_graphs_on_a_second_gpu_capture_the_work_there(frame: np.ndarray, recwarn) -> None:
+def test_cuda_graphs_on_a_second_gpu_capture_the_work_there(tum_frame: np.ndarray, recwarn) -> None:
     """On cuda:1 the capture must use a stream of cuda:1 (torch.cuda.graph's default stream belongs to the device
     current at its first use, cuda:0 on a fresh thread): else the graph is empty and every replay repeats the
     first frame's output."""
-    height, width = frame.shape[:2]
+    height, width = tum_frame.shape[:2]
     _, camera = camera_pair(width, height)
     estimator = DepthEstimator.random(device="cuda:1", precision="fp16", preprocess="fast")
     graphs = DeviceFramePipeline(estimator, min_depth=0.1, max_depth=20.0, cuda_graphs=True)
     eager = DeviceFramePipeline(estimator, min_depth=0.1, max_depth=20.0)
-    for image in (frame, np.ascontiguousarray(frame[::-1]), np.ascontiguousarray(frame[:, ::-1])):
+    for image in (tum_frame, np.ascontiguousarray(tum_frame[::-1]), np.ascontiguousarray(tum_frame[:, ::-1])):
         got = graphs.run(image, INPUT_SIZE, "bgr", camera).depth.copy()
         np.testing.assert_allclose(got, eager.run(image, INPUT_SIZE, "bgr", camera).depth, rtol=1e-3, atol=1e-3,
                                    equal_nan=True)
@@ -333,19 +321,19 @@ def test_cuda_graphs_on_a_second_gpu_capture_the_work_there(frame: np.ndarray, r
 
 @pytest.mark.gpu
 @needs_cuda
-def test_cuda_timings_come_from_the_stream_with_one_wait(frame: np.ndarray, monkeypatch) -> None:
+def test_cuda_timings_come_from_the_stream_with_one_wait(tum_frame: np.ndarray, monkeypatch) -> None:
     """"upload" is read after the copy is done (CUDA events), and a frame waits for the device once (no
     torch.cuda.synchronize between its stages)."""
-    height, width = frame.shape[:2]
+    height, width = tum_frame.shape[:2]
     _, camera = camera_pair(width, height)
     pipeline = DeviceFramePipeline(DepthEstimator.random(device="cuda", precision="fp16", preprocess="fast"),
                                    min_depth=0.1, max_depth=20.0)
-    pipeline.run(frame, INPUT_SIZE, "bgr", camera)
+    pipeline.run(tum_frame, INPUT_SIZE, "bgr", camera)
     synchronizes = []
     real = torch.cuda.synchronize
     monkeypatch.setattr(torch.cuda, "synchronize", lambda *a, **k: (synchronizes.append(a), real(*a, **k))[1])
     start = time.perf_counter()
-    got = pipeline.run(frame, INPUT_SIZE, "bgr", camera)
+    got = pipeline.run(tum_frame, INPUT_SIZE, "bgr", camera)
     wall = time.perf_counter() - start
     assert synchronizes == []
     assert all(got.timings[k] > 0.0 for k in ("upload", "device", "download"))
@@ -354,46 +342,46 @@ def test_cuda_timings_come_from_the_stream_with_one_wait(frame: np.ndarray, monk
 
 @pytest.mark.gpu
 @needs_cuda
-def test_cuda_frame_memory_is_flat_over_frames(frame: np.ndarray) -> None:
-    height, width = frame.shape[:2]
+def test_cuda_frame_memory_is_flat_over_frames(tum_frame: np.ndarray) -> None:
+    height, width = tum_frame.shape[:2]
     _, camera = camera_pair(width, height)
     pipeline = DeviceFramePipeline(DepthEstimator.random(device="cuda", precision="fp16", preprocess="fast"),
                                    min_depth=0.1, max_depth=20.0)
     for _ in range(5):
-        pipeline.run(frame, INPUT_SIZE, "bgr", camera)
+        pipeline.run(tum_frame, INPUT_SIZE, "bgr", camera)
     torch.cuda.synchronize()
     before = torch.cuda.memory_allocated()
     for _ in range(50):
-        pipeline.run(frame, INPUT_SIZE, "bgr", camera)
+        pipeline.run(tum_frame, INPUT_SIZE, "bgr", camera)
     torch.cuda.synchronize()
     assert torch.cuda.memory_allocated() <= before
 
 
-def test_frame_processor_on_device_equals_its_numpy_path(frame: np.ndarray, estimator: DepthEstimator) -> None:
-    height, width = frame.shape[:2]
+def test_frame_processor_on_device_equals_its_numpy_path(tum_frame: np.ndarray, fast_vits: DepthEstimator) -> None:
+    height, width = tum_frame.shape[:2]
     intr, _ = camera_pair(width, height)
     settings = ProcessingSettings(input_size=INPUT_SIZE, min_depth=0.5, max_valid_depth=12.0, cloud_stride=3)
-    numpy_path = FrameProcessor(estimator, settings)
-    device_path = FrameProcessor(estimator, settings, on_device=True)
+    numpy_path = FrameProcessor(fast_vits, settings)
+    device_path = FrameProcessor(fast_vits, settings, on_device=True)
     assert numpy_path._device_path is None  # the CPU default stays the numpy path
     assert device_path._device_path is not None
-    expected = numpy_path.process(frame, "bgr", intr)
-    got = device_path.process(frame, "bgr", intr, colorize=True)
+    expected = numpy_path.process(tum_frame, "bgr", intr)
+    got = device_path.process(tum_frame, "bgr", intr, colorize=True)
     np.testing.assert_allclose(got.depth, expected.depth, rtol=1e-5, atol=1e-5, equal_nan=True)
     np.testing.assert_allclose(got.xyz, expected.xyz, rtol=1e-5, atol=1e-5, equal_nan=True)
     assert got.relative is None and got.depth_intrinsics == expected.depth_intrinsics
     assert got.colored is not None and got.colored.shape == (height, width, 3)
     assert {"preprocess", "inference", "postprocess", "depth", "cloud", "total"} <= set(got.timings)
-    without_intrinsics = device_path.process(frame, "bgr", None)
+    without_intrinsics = device_path.process(tum_frame, "bgr", None)
     assert without_intrinsics.xyz is None and without_intrinsics.depth_intrinsics is None
 
 
-def test_frame_processor_keeps_relative_models_on_the_numpy_path(frame: np.ndarray) -> None:
+def test_frame_processor_keeps_relative_models_on_the_numpy_path(tum_frame: np.ndarray) -> None:
     relative = DepthEstimator.random(encoder="vits", model_type="relative", device="cpu", precision="fp32",
                                      preprocess="fast", backend="torch")
     processor = FrameProcessor(relative, ProcessingSettings(input_size=INPUT_SIZE), on_device=True)
     assert processor._device_path is None
-    assert processor.process(frame, "bgr").relative is not None
+    assert processor.process(tum_frame, "bgr").relative is not None
 
 
 # Every option the host path has, on the device path (issue 17: `publish_cloud: false` crashed the CUDA node in its
@@ -412,17 +400,17 @@ DEVICE_PATH_OPTIONS = {
 @pytest.mark.parametrize("options", DEVICE_PATH_OPTIONS.values(), ids=DEVICE_PATH_OPTIONS.keys())
 @pytest.mark.parametrize("temporal_mode", [None, "scale", "ema"])
 def test_every_host_path_option_gives_the_same_frame_on_the_device_path(
-        frame: np.ndarray, estimator: DepthEstimator, options: dict, temporal_mode: str | None) -> None:
+        tum_frame: np.ndarray, fast_vits: DepthEstimator, options: dict, temporal_mode: str | None) -> None:
     from dav2_ros.geometry.depth_filters import TemporalFilter
 
-    height, width = frame.shape[:2]
+    height, width = tum_frame.shape[:2]
     intr, _ = camera_pair(width, height)
     settings = ProcessingSettings(input_size=INPUT_SIZE, **options)
-    host = FrameProcessor(estimator, settings)
-    device = FrameProcessor(estimator, settings, on_device=True)
+    host = FrameProcessor(fast_vits, settings)
+    device = FrameProcessor(fast_vits, settings, on_device=True)
     filters = {path: TemporalFilter(temporal_mode) if temporal_mode else None for path in ("host", "device")}
     for step in range(2):  # the second frame runs on reused buffers (and a warmed temporal filter)
-        image = frame if step == 0 else np.ascontiguousarray(frame[:, ::-1])
+        image = tum_frame if step == 0 else np.ascontiguousarray(tum_frame[:, ::-1])
         expected = host.process(image, "bgr", intr, temporal=filters["host"], stamp=float(step))
         got = device.process(image, "bgr", intr, temporal=filters["device"], stamp=float(step))
         np.testing.assert_allclose(got.depth, expected.depth, rtol=1e-5, atol=1e-5, equal_nan=True)
