@@ -33,6 +33,7 @@ from dav2_ros.conversions.compressed_codec import compressed_msg_to_array
 from dav2_ros.geometry.intrinsics import IntrinsicsError
 from dav2_ros.node.camera_channel import CameraChannel
 from dav2_ros.pipeline.frame_outputs import expected_outputs
+from dav2_ros.node import entry
 from dav2_ros.node.diagnostics import diagnostic_array
 from dav2_ros.pipeline.builders import (StartupError, build_estimator, build_processor, describe_estimator,
                                         batches_cameras, prepare_estimator, processing_settings, warm_up, warn_unusable)
@@ -508,6 +509,7 @@ def spin_node(node_type: Callable[[], DepthNode], args: Optional[list[str]] = No
     say why it cannot start (1). A Ctrl-C/SIGTERM during the start-up (or a managed node's configure) ends it at
     once with one line and code 0 (`startup_guard`)."""
     rclpy.init(args=args)
+    entry.ros_took_over()  # the executables' early signal handlers defer to rclpy's from here
     node: Optional[DepthNode] = None
     exit_code = 0
     cancelled = False

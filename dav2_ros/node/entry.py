@@ -1,8 +1,14 @@
-"""The node executables (`ros2 run dav2_ros depth_node`, `managed_depth_node`): a Ctrl-C or SIGTERM while Python
-still imports the node (rclpy, numpy, OpenCV: about a second) ends the process with one line and code 0, as it does
-at any later moment (`startup_guard` while the node starts, rclpy's own handler once it spins).
+"""The node executables (`ros2 run dav2_ros depth_node`, `managed_depth_node`): a Ctrl-C or SIGTERM before rclpy has
+taken over the signals (while Python imports the node -- rclpy, numpy, OpenCV: about a second -- and while
+`rclpy.init` runs) ends the process with one line and code 0, as it does at any later moment (`startup_guard` while
+the node starts, rclpy's own handler once it spins).
 
-Kept free of heavy imports: the handlers must be in place before the node's modules load.
+Kept free of heavy imports: the handlers must be in place before the node's modules load. They stay installed:
+rclpy's handler, installed by `rclpy.init`, calls the one it replaced (these) after its own work, so once
+`ros_took_over` is called they do what Python's defaults did (SIGINT: KeyboardInterrupt; SIGTERM: nothing more) --
+except while the node starts (`quiet_during_startup`): a KeyboardInterrupt raised inside a pybind11 call aborts the
+process ("terminate called after throwing an instance of 'pybind11::error_already_set'"), and the start-up guard
+sees the signal anyway (Python's wakeup fd, the context's state).
 """
 
 from __future__ import annotations
@@ -13,24 +19,39 @@ import signal
 import sys
 import time
 
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_took_over = False
+_quiet = False
 
 
-def _exit_while_importing(signum: int, frame) -> None:
-    """Nothing exists yet (no ROS context, no model): say so and end at once."""
-    sys.stderr.write(f"[INFO] [{time.time():.9f}] [depth_node]: shutdown requested while importing: exiting\n")
+def _on_signal(signum: int, frame) -> None:
+    """Before rclpy: nothing exists yet (no ROS context, no model), so say so and end at once. After: Python's
+    default for SIGINT; SIGTERM is rclpy's alone."""
+    if _took_over:
+        if signum == signal.SIGINT and not _quiet:
+            signal.default_int_handler(signum, frame)
+        return
+    sys.stderr.write(f"[INFO] [{time.time():.9f}] [depth_node]: shutdown requested while starting rclpy: exiting\n")
     sys.stderr.flush()
     os._exit(0)
 
 
+def ros_took_over() -> None:
+    """rclpy.init has installed its signal handlers: from now on a signal is the node's to handle."""
+    global _took_over
+    _took_over = True
+
+
+def quiet_during_startup(quiet: bool) -> None:
+    """While true, SIGINT raises no KeyboardInterrupt (the start-up guard handles it)."""
+    global _quiet
+    _quiet = quiet
+
+
 def _run(module_name: str) -> int:
-    """Import the node's module under the early handlers, put the previous ones back (rclpy.init installs its
-    own), then run its `main`."""
-    previous = {sig: signal.signal(sig, _exit_while_importing) for sig in _SIGNALS}
-    module = importlib.import_module(module_name)
-    for sig, handler in previous.items():
-        signal.signal(sig, handler)
-    return module.main()
+    """Install the early handlers, import the node's module, run its `main`."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _on_signal)
+    return importlib.import_module(module_name).main()
 
 
 def depth_node() -> int:

@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, TimeoutError as FutureTimeout
 from typing import Any
 
+from dav2_ros.node import entry
+
 # Seconds a start-up step may run on after a shutdown request before the process is ended without it.
 GRACE_S = 1.5
 _POLL_S = 0.05
@@ -104,6 +106,7 @@ class StartupGuard:
         block has ended by then (it raises `StartupCancelled` at its next `check`)."""
         self._step = what
         self._done.clear()
+        entry.quiet_during_startup(True)
         wakeup, previous_fd = self._signal_pipe()
         watcher = threading.Thread(target=self._watch, args=(wakeup,), name="dav2_startup_guard", daemon=True)
         watcher.start()
@@ -113,6 +116,7 @@ class StartupGuard:
             self._signalled = True
             raise StartupCancelled(self.current_step) from None
         finally:
+            entry.quiet_during_startup(False)
             self._done.set()
             watcher.join()
             if wakeup is not None:
