@@ -15,6 +15,8 @@ MODULES = [
     "dav2_ros.geometry.sparse_scale",
     "dav2_ros.geometry.sparse_points",
     "dav2_ros.geometry.depth_filters",
+    "dav2_ros.geometry.flying_pixels",
+    "dav2_ros.geometry.temporal_filter",
     "dav2_ros.conversions.cloud_codec",
     "dav2_ros.conversions.errors",
     "dav2_ros.conversions.buffers",
