@@ -43,7 +43,7 @@ def main() -> int:
     parser.add_argument("--cameras", type=int, default=1,
                         help="frames per step from this many cameras (own intrinsics), run as one batch")
     parser.add_argument("--on-device", action="store_true",
-                        help="the device frame path (DeviceFramePipeline) also on the CPU: its reused buffers")
+                        help="the device frame path (DeviceFramePath) also on the CPU: its reused buffers")
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "benchmarks" / "results" / "bench_memory.json")
     args = parser.parse_args()
 

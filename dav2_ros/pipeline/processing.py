@@ -226,14 +226,14 @@ class FrameProcessor:
         if on_device and getattr(estimator, "backend", "torch") != "torch":
             raise ValueError(f"the on-device frame path runs backend torch only, not {estimator.backend}")
         if on_device and self.is_metric_model:
-            from dav2_ros.engines.torch_runtime.device_frame import DeviceFramePipeline  # torch only on this path
+            from dav2_ros.engines.torch_runtime.device_frame import DeviceFramePath  # torch only on this path
 
             max_depth = settings.max_valid_depth or float(estimator.config.max_depth)
-            self._device_path = DeviceFramePipeline(estimator, min_depth=settings.min_depth, max_depth=max_depth,
-                                                    cuda_graphs=cuda_graphs, max_geometries=max_geometries,
-                                                    points=settings.publish_cloud,
-                                                    edge_threshold=settings.flying_pixel_threshold,
-                                                    edge_dilation=settings.flying_pixel_dilation)
+            self._device_path = DeviceFramePath(estimator, min_depth=settings.min_depth, max_depth=max_depth,
+                                                cuda_graphs=cuda_graphs, max_geometries=max_geometries,
+                                                points=settings.publish_cloud,
+                                                edge_threshold=settings.flying_pixel_threshold,
+                                                edge_dilation=settings.flying_pixel_dilation)
 
     @property
     def publishes_metric_depth(self) -> bool:

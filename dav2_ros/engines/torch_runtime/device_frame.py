@@ -118,7 +118,7 @@ class _StageClock:
         return [begin.elapsed_time(end) / 1e3 for begin, end in pairs]
 
 
-class DeviceFramePipeline:
+class DeviceFramePath:
     """Runs `estimator.model` and the per-frame geometry on `estimator.device`, reusing buffers (and graphs) per
     geometry.
 

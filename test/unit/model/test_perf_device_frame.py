@@ -16,7 +16,7 @@ from dav2_ros.geometry.backproject import backproject
 from dav2_ros.geometry.colorize import depth_range_mask
 from dav2_ros.geometry.intrinsics import Intrinsics
 from dav2_ros.engines.torch_runtime import device_frame
-from dav2_ros.engines.torch_runtime.device_frame import DeviceFramePipeline
+from dav2_ros.engines.torch_runtime.device_frame import DeviceFramePath
 from dav2_ros.engines.torch_runtime.device_geometry import PinholeRays, backproject_, mask_depth_, rays
 from dav2_ros.engines.estimator import DepthEstimator
 from dav2_ros.pipeline.builders import processing_settings, warm_up
@@ -68,7 +68,7 @@ def test_device_frame_matches_the_numpy_path(tum_frame: np.ndarray, fast_vits: D
     intr, camera = camera_pair(width, height)
     settings = ProcessingSettings(input_size=INPUT_SIZE, min_depth=0.1, max_valid_depth=20.0, cloud_stride=2)
     expected = FrameProcessor(fast_vits, settings).process(tum_frame, "bgr", intr)
-    pipeline = DeviceFramePipeline(fast_vits, min_depth=0.1, max_depth=20.0)
+    pipeline = DeviceFramePath(fast_vits, min_depth=0.1, max_depth=20.0)
     got = pipeline.run(tum_frame, INPUT_SIZE, "bgr", camera, stride=2)
     assert got.depth.shape == (height, width) and got.xyz.shape == expected.xyz.shape
     assert np.array_equal(np.isnan(got.depth), np.isnan(expected.depth))
@@ -82,7 +82,7 @@ def test_device_frame_reuses_its_buffers_for_the_same_geometry(tum_frame: np.nda
                                                                fast_vits: DepthEstimator) -> None:
     height, width = tum_frame.shape[:2]
     _, camera = camera_pair(width, height)
-    pipeline = DeviceFramePipeline(fast_vits, min_depth=0.1, max_depth=20.0)
+    pipeline = DeviceFramePath(fast_vits, min_depth=0.1, max_depth=20.0)
     first = pipeline.run(tum_frame, INPUT_SIZE, "bgr", camera)
     first_depth = first.depth.copy()
     second = pipeline.run(np.ascontiguousarray(tum_frame[::-1]), INPUT_SIZE, "bgr", camera)
@@ -95,8 +95,8 @@ def test_device_frame_reuses_its_buffers_for_the_same_geometry(tum_frame: np.nda
 
 def test_device_frame_refuses_what_it_cannot_do(tum_frame: np.ndarray, fast_vits: DepthEstimator) -> None:
     with pytest.raises(ValueError, match="cuda_graphs needs a CUDA device"):
-        DeviceFramePipeline(fast_vits, min_depth=0.1, max_depth=20.0, cuda_graphs=True)
-    pipeline = DeviceFramePipeline(fast_vits, min_depth=0.1, max_depth=20.0)
+        DeviceFramePath(fast_vits, min_depth=0.1, max_depth=20.0, cuda_graphs=True)
+    pipeline = DeviceFramePath(fast_vits, min_depth=0.1, max_depth=20.0)
     _, camera = camera_pair(320, 240)
     with pytest.raises(ValueError, match="camera model is for 320x240"):
         pipeline.run(tum_frame, INPUT_SIZE, "bgr", camera)
@@ -203,9 +203,9 @@ def test_one_graph_per_geometry_serves_every_camera_and_color_order(tum_frame: n
     images, intrinsics = three_cameras(tum_frame)
     cameras = [PinholeRays(i.fx, i.fy, i.cx, i.cy, width, height) for i in intrinsics]
     capture = GraphLikeCapture()
-    graphs = DeviceFramePipeline(fast_vits, min_depth=0.1, max_depth=20.0, cuda_graphs=True, max_geometries=2,
-                                 capture=capture)
-    eager = DeviceFramePipeline(fast_vits, min_depth=0.1, max_depth=20.0, max_geometries=2)
+    graphs = DeviceFramePath(fast_vits, min_depth=0.1, max_depth=20.0, cuda_graphs=True, max_geometries=2,
+                             capture=capture)
+    eager = DeviceFramePath(fast_vits, min_depth=0.1, max_depth=20.0, max_geometries=2)
     gray = np.full_like(tum_frame, 128)
     made_up = PinholeRays(0.8 * width, 0.8 * width, (width - 1) / 2, (height - 1) / 2, width, height)
     graphs.run(gray, INPUT_SIZE, "rgb", made_up)  # what the start-up warm-up does
@@ -226,8 +226,8 @@ def test_a_failed_capture_runs_that_geometry_eagerly_and_says_so_once(tum_frame:
     height, width = tum_frame.shape[:2]
     _, camera = camera_pair(width, height)
     capture = GraphLikeCapture(fail=RuntimeError("CUDA error: operation not permitted when stream is capturing"))
-    graphs = DeviceFramePipeline(fast_vits, min_depth=0.1, max_depth=20.0, cuda_graphs=True, capture=capture)
-    eager = DeviceFramePipeline(fast_vits, min_depth=0.1, max_depth=20.0)
+    graphs = DeviceFramePath(fast_vits, min_depth=0.1, max_depth=20.0, cuda_graphs=True, capture=capture)
+    eager = DeviceFramePath(fast_vits, min_depth=0.1, max_depth=20.0)
     caplog.set_level(logging.WARNING, logger="dav2_ros.model")
     for image in (tum_frame, np.ascontiguousarray(tum_frame[::-1]), tum_frame):
         got = graphs.run(image, INPUT_SIZE, "bgr", camera)
@@ -260,10 +260,10 @@ def ieee_fp32():
 def test_cuda_frame_matches_the_cpu_path(tum_frame: np.ndarray, cuda_graphs: bool, ieee_fp32) -> None:
     height, width = tum_frame.shape[:2]
     _, camera = camera_pair(width, height)
-    cpu = DeviceFramePipeline(DepthEstimator.random(device="cpu", precision="fp32", preprocess="fast", backend="torch"),
-                              min_depth=0.1, max_depth=20.0).run(tum_frame, INPUT_SIZE, "bgr", camera)
+    cpu = DeviceFramePath(DepthEstimator.random(device="cpu", precision="fp32", preprocess="fast", backend="torch"),
+                          min_depth=0.1, max_depth=20.0).run(tum_frame, INPUT_SIZE, "bgr", camera)
     cuda_estimator = DepthEstimator.random(device="cuda", precision="fp32", preprocess="fast")
-    pipeline = DeviceFramePipeline(cuda_estimator, min_depth=0.1, max_depth=20.0, cuda_graphs=cuda_graphs)
+    pipeline = DeviceFramePath(cuda_estimator, min_depth=0.1, max_depth=20.0, cuda_graphs=cuda_graphs)
     for _ in range(3):  # the graph is captured on the first call and replayed after
         got = pipeline.run(tum_frame, INPUT_SIZE, "bgr", camera)
     # TF32 off (ieee_fp32): what remains is the kernels' other summation orders and the GPU's bicubic, ~1e-4.
@@ -283,8 +283,8 @@ def test_cuda_graph_is_captured_once_per_geometry_over_1000_frames(tum_frame: np
     _, camera = camera_pair(width, height)
     other = PinholeRays(600.0, 600.0, width / 2, height / 2, width, height)
     estimator = DepthEstimator.random(device="cuda", precision="fp16", preprocess="fast")
-    graphs = DeviceFramePipeline(estimator, min_depth=0.1, max_depth=20.0, cuda_graphs=True, max_geometries=2)
-    eager = DeviceFramePipeline(estimator, min_depth=0.1, max_depth=20.0, max_geometries=2)
+    graphs = DeviceFramePath(estimator, min_depth=0.1, max_depth=20.0, cuda_graphs=True, max_geometries=2)
+    eager = DeviceFramePath(estimator, min_depth=0.1, max_depth=20.0, max_geometries=2)
     flipped = np.ascontiguousarray(tum_frame[:, ::-1])
     for i in range(1000):
         image = tum_frame if i % 2 == 0 else flipped
@@ -309,8 +309,8 @@ def test_cuda_graphs_on_a_second_gpu_capture_the_work_there(tum_frame: np.ndarra
     height, width = tum_frame.shape[:2]
     _, camera = camera_pair(width, height)
     estimator = DepthEstimator.random(device="cuda:1", precision="fp16", preprocess="fast")
-    graphs = DeviceFramePipeline(estimator, min_depth=0.1, max_depth=20.0, cuda_graphs=True)
-    eager = DeviceFramePipeline(estimator, min_depth=0.1, max_depth=20.0)
+    graphs = DeviceFramePath(estimator, min_depth=0.1, max_depth=20.0, cuda_graphs=True)
+    eager = DeviceFramePath(estimator, min_depth=0.1, max_depth=20.0)
     for image in (tum_frame, np.ascontiguousarray(tum_frame[::-1]), np.ascontiguousarray(tum_frame[:, ::-1])):
         got = graphs.run(image, INPUT_SIZE, "bgr", camera).depth.copy()
         np.testing.assert_allclose(got, eager.run(image, INPUT_SIZE, "bgr", camera).depth, rtol=1e-3, atol=1e-3,
@@ -326,8 +326,8 @@ def test_cuda_timings_come_from_the_stream_with_one_wait(tum_frame: np.ndarray, 
     torch.cuda.synchronize between its stages)."""
     height, width = tum_frame.shape[:2]
     _, camera = camera_pair(width, height)
-    pipeline = DeviceFramePipeline(DepthEstimator.random(device="cuda", precision="fp16", preprocess="fast"),
-                                   min_depth=0.1, max_depth=20.0)
+    pipeline = DeviceFramePath(DepthEstimator.random(device="cuda", precision="fp16", preprocess="fast"),
+                               min_depth=0.1, max_depth=20.0)
     pipeline.run(tum_frame, INPUT_SIZE, "bgr", camera)
     synchronizes = []
     real = torch.cuda.synchronize
@@ -345,8 +345,8 @@ def test_cuda_timings_come_from_the_stream_with_one_wait(tum_frame: np.ndarray, 
 def test_cuda_frame_memory_is_flat_over_frames(tum_frame: np.ndarray) -> None:
     height, width = tum_frame.shape[:2]
     _, camera = camera_pair(width, height)
-    pipeline = DeviceFramePipeline(DepthEstimator.random(device="cuda", precision="fp16", preprocess="fast"),
-                                   min_depth=0.1, max_depth=20.0)
+    pipeline = DeviceFramePath(DepthEstimator.random(device="cuda", precision="fp16", preprocess="fast"),
+                               min_depth=0.1, max_depth=20.0)
     for _ in range(5):
         pipeline.run(tum_frame, INPUT_SIZE, "bgr", camera)
     torch.cuda.synchronize()
