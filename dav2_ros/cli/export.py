@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from dav2_ros.cli.errors import run_command
+from dav2_ros.command_line import run_command
 from dav2_ros.engines.export import FORMATS, ExportError, export_name, output_paths, trtexec_command
 from dav2_ros.model.config import PATCH_SIZE as PATCH
 from dav2_ros.weights.cache import WeightsNotFound, resolve_checkpoint

@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from dav2_ros.cli.errors import run_command
+from dav2_ros.command_line import run_command
 from dav2_ros.engines.base import EngineShapeError
 from dav2_ros.engines.registry import BACKEND_CHOICES
 from dav2_ros.model.config import PRECISION_CHOICES, PREPROCESS_CHOICES

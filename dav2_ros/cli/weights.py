@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from dav2_ros.cli.errors import run_command
+from dav2_ros.command_line import run_command
 from dav2_ros.weights.cache import WeightsNotFound, resolve_checkpoint, weights_dir
 from dav2_ros.weights.catalog import (
     DATASET_CHOICES,

@@ -25,6 +25,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from dav2_ros.command_line import run_command
 from dav2_ros.engines.registry import BACKEND_CHOICES
 from dav2_ros.model.config import PRECISION_CHOICES, PREPROCESS_CHOICES
 from dav2_ros.pipeline.builders import (StartupError, build_estimator, build_processor, describe_estimator,
@@ -281,14 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `bag_to_depth` console script (also `ros2 run dav2_ros bag_to_depth`)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(levelname)s: %(message)s")
-    try:
-        return run(args)
-    except (BagError, SettingsError, StartupError) as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted before the first frame; no output bag was written", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return run_command(PROG, lambda: run(args), errors=(BagError, SettingsError, StartupError),
+                       interrupted="interrupted before the first frame; no output bag was written")
 
 
 if __name__ == "__main__":

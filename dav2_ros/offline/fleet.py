@@ -31,6 +31,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from dav2_ros.command_line import run_command
 from dav2_ros.offline import bag_to_depth
 from dav2_ros.offline.bag_batch import (BagJob, BagResult, BatchError, ModelCache, classify, convert_one,
                                         find_bags, fingerprint, input_size, plan_outputs, worker_args)
@@ -456,14 +457,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `dav2_bags` console script."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(levelname)s: %(message)s")
-    try:
-        return run(args)
-    except (BatchError, SettingsError) as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted before the first bag", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return run_command(PROG, lambda: run(args), errors=(BatchError, SettingsError),
+                       interrupted="interrupted before the first bag")
 
 
 if __name__ == "__main__":

@@ -103,3 +103,12 @@ def read_topics(path: pathlib.Path, topics: Iterable[str] | None = None,
     for m in read_bag(path, topics):
         by_topic.setdefault(m.topic, []).append(rclpy_message(m) if as_rclpy else m.msg)
     return by_topic
+
+
+def raw_messages(bag: pathlib.Path) -> dict[str, list[tuple[int, bytes]]]:
+    """Topic -> [(bag time, CDR bytes)] exactly as stored."""
+    found: dict[str, list[tuple[int, bytes]]] = {}
+    with Reader(bag) as reader:
+        for connection, timestamp, raw in reader.messages():
+            found.setdefault(connection.topic, []).append((timestamp, bytes(raw)))
+    return found

@@ -11,7 +11,7 @@ PACKAGE_DIR = PROJECT_DIR / "dav2_ros"
 
 #: Lowest first. "errors" is the module dav2_ros/errors.py; "" is dav2_ros/__init__.py.
 LAYERS: list[set[str]] = [
-    {"errors", ""},
+    {"errors", "command_line", ""},
     {"model", "geometry"},  # the network (torch); numpy geometry
     {"conversions", "weights"},  # messages <-> numpy; checkpoints and their files
     {"engines"},  # what runs the network: the estimator, the torch runtime, OpenVINO, ONNX Runtime

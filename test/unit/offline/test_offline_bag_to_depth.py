@@ -17,9 +17,8 @@ import numpy as np
 import pytest
 from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
-from rosbags.rosbag2 import Reader
 
-from bags import read_bag, stamp_ns, write_bag
+from bags import raw_messages, read_bag, stamp_ns, write_bag
 from standin import offline_args, standin_params
 from depth_expect import published_depth
 from dav2_ros.conversions.compressed_codec import compressed_msg_to_array
@@ -87,15 +86,6 @@ def converted(tmp_path_factory: pytest.TempPathFactory, bags_dir: pathlib.Path,
         assert code == 0, f"{name}: exit {code}\n{out}\n{err}"
         results[name] = (folder / "out", json.loads((folder / "summary.json").read_text()), out)
     return results
-
-
-def raw_messages(bag: pathlib.Path) -> dict[str, list[tuple[int, bytes]]]:
-    """Topic -> [(bag time, CDR bytes)] exactly as stored."""
-    found: dict[str, list[tuple[int, bytes]]] = {}
-    with Reader(bag) as reader:
-        for connection, timestamp, raw in reader.messages():
-            found.setdefault(connection.topic, []).append((timestamp, bytes(raw)))
-    return found
 
 
 def mcap_messages(bag: pathlib.Path) -> list[tuple[Any, Any, Any, Any]]:

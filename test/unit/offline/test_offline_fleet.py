@@ -23,9 +23,8 @@ import sys
 import time
 
 import pytest
-from rosbags.rosbag2 import Reader
 
-from bags import looped, read_bag, write_bag
+from bags import looped, raw_messages, read_bag, write_bag
 from standin import offline_args, standin_params
 from dav2_ros.offline import bag_batch, bag_to_depth, fleet
 from dav2_ros.offline.bag_batch import BagJob, BatchError, ModelCache
@@ -41,15 +40,6 @@ def run_main(module, args: list[str]) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = module.main(args)
     return code, out.getvalue(), err.getvalue()
-
-
-def raw_messages(bag: pathlib.Path) -> dict[str, list[tuple[int, bytes]]]:
-    """Topic -> [(bag time, CDR bytes)] exactly as stored."""
-    found: dict[str, list[tuple[int, bytes]]] = {}
-    with Reader(bag) as reader:
-        for connection, timestamp, raw in reader.messages():
-            found.setdefault(connection.topic, []).append((timestamp, bytes(raw)))
-    return found
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """How the command-line tools end on an error: one line `<prog>: error: <what>` on stderr and an exit status, never
-a traceback (shared by dav2_infer, dav2_export and dav2_weights)."""
+a traceback (shared by dav2_infer, dav2_export, dav2_weights, bag_to_depth and dav2_bags; at the bottom of the
+package so the cli and offline tools can both use it)."""
 
 from __future__ import annotations
 
