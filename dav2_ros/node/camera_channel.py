@@ -18,7 +18,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
 from dav2_ros.conversions.buffers import ReusedByteArrays
-from dav2_ros.pipeline.frame_outputs import CloudOptions, expected_outputs, frame_outputs
+from dav2_ros.pipeline.frame_outputs import expected_outputs, frame_outputs
 from dav2_ros.geometry.depth_filters import TemporalFilter, TemporalOptions
 from dav2_ros.geometry.intrinsics import Intrinsics, IntrinsicsError, distortion_is_nonzero
 from dav2_ros.node.messages import image_msg, pointcloud_msg
@@ -220,12 +220,10 @@ class CameraChannel:
         """Someone subscribes to `points`: the frame's points are computed (back-projection) only then."""
         return self.cloud_pub.get_subscription_count() > 0
 
-    def publish(self, header: Header, result: FrameResult, image: np.ndarray, color_order: str,
-                settings: NodeSettings) -> None:
+    def publish(self, header: Header, result: FrameResult, settings: NodeSettings) -> None:
         """Every output of one frame with the input image's header (stamp and frame_id)."""
         self.stats.filters_applied(result.valid_pixels, result.flying_pixels, self._temporal)
-        cloud = CloudOptions(settings.publish_cloud, settings.cloud_rgb, settings.cloud_stride, settings.cloud_layout)
-        for name, fields in frame_outputs(result, image, color_order, cloud, self.listened(), self._payloads):
+        for name, fields in frame_outputs(result, settings.cloud_layout, self.listened(), self._payloads):
             publisher = self._publishers[name]
             if name == "points":
                 publisher.publish(pointcloud_msg(header, fields))

@@ -306,7 +306,7 @@ class DepthNode(Node):
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         request = FrameRequest(image, color_order, intrinsics, colorize=want_colored, align=align,
                                temporal=channel.temporal_filter(settings), stamp=stamp, source=msg.header.frame_id,
-                               cloud=channel.wants_cloud())
+                               cloud=channel.wants_cloud(), cloud_rgb=settings.cloud_rgb)
         return DecodedFrame(pending, request)
 
     def _refused(self, channels: list[CameraChannel], error: BaseException) -> None:
@@ -331,7 +331,7 @@ class DepthNode(Node):
         in that camera's counters."""
         pending = frame.pending
         header: Header = pending.msg.header
-        pending.channel.publish(header, result, frame.request.image, frame.request.color_order, settings)
+        pending.channel.publish(header, result, settings)
         stamp_age = self._stamp_age(pending.channel, header.stamp)
         pending.channel.stats.frame_published(time.monotonic() - pending.received, stamp_age,
                                               result.timings.get("inference"))

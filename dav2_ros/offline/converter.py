@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from dav2_ros.errors import InputRejected
 from dav2_ros.conversions.image_codec import compressed_msg_to_array, image_msg_to_array
 from dav2_ros.geometry.depth_filters import TemporalFilter, TemporalOptions
-from dav2_ros.pipeline.frame_outputs import CloudOptions, frame_outputs
+from dav2_ros.pipeline.frame_outputs import frame_outputs
 from dav2_ros.geometry.intrinsics import Intrinsics, IntrinsicsError
 from dav2_ros.offline.bag_frames import Frame, FrameSource, Passthrough
 from dav2_ros.offline.bag_messages import (
@@ -143,12 +143,12 @@ class BagConverter:
                                              align=self._align(msg.header, image, intrinsics, frame),
                                              temporal=self._temporal,
                                              stamp=header.stamp.sec + header.stamp.nanosec * 1e-9,
-                                             source=header.frame_id)
+                                             source=header.frame_id, cloud_rgb=self._settings.cloud_rgb)
         except InputRejected as exc:  # e.g. an image the model cannot take
             stats.failures[exc.reason] += 1
             return
         stats.record_frame(time.perf_counter() - started, result.timings)
-        self._write(msg.header, frame.timestamp, result, image, color_order, stats)
+        self._write(msg.header, frame.timestamp, result, stats)
 
     def _align(self, header: object, image: np.ndarray, intrinsics: Intrinsics | None, frame: Frame) -> Align | None:
         """The frame's sparse depth fit (as the node's `SparseInput.align_for`), or None without a sparse topic."""
@@ -178,13 +178,10 @@ class BagConverter:
             return None
         return intrinsics
 
-    def _write(self, header: object, timestamp: int, result: FrameResult, image: np.ndarray,
-               color_order: str, stats: RunStats) -> None:
+    def _write(self, header: object, timestamp: int, result: FrameResult, stats: RunStats) -> None:
         """Write what the node would publish for this result, with the input header and bag time."""
         ts, out, topics = self._typestore, self._output, self._topics
-        settings = self._settings
-        cloud = CloudOptions(settings.publish_cloud, settings.cloud_rgb, settings.cloud_stride, settings.cloud_layout)
-        for name, fields in frame_outputs(result, image, color_order, cloud):
+        for name, fields in frame_outputs(result, self._settings.cloud_layout):
             if name == "points":
                 out.write(topics.points, POINTCLOUD_TYPE, timestamp, pointcloud_message(ts, header, fields))
             elif name == "depth_info":

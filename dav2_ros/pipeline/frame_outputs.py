@@ -5,16 +5,13 @@ bytes. ROS-free: the callers wrap each dict in their own message class with the 
 from __future__ import annotations
 
 from collections.abc import Container, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
-
-import numpy as np
 
 from dav2_ros.conversions.camera_info import camera_info_fields
 from dav2_ros.conversions.image_codec import bgr_to_image_fields, depth_to_image_fields
 from dav2_ros.conversions.buffers import ReusedByteArrays
 from dav2_ros.conversions.pointcloud import CloudLayout, pointcloud_fields
-from dav2_ros.pipeline.processing import ColorOrder, FrameResult, cloud_colors
+from dav2_ros.pipeline.processing import FrameResult
 from dav2_ros.pipeline.settings import NodeSettings
 
 #: The outputs of a frame, named as the node's topics' last parts (depth/image -> "depth", ...).
@@ -36,23 +33,19 @@ def expected_outputs(settings: NodeSettings) -> tuple[OutputName, ...]:
     return tuple(names)
 
 
-@dataclass(frozen=True)
-class CloudOptions:
-    """How the cloud is built (the node's parameters of the same names)."""
-
-    publish_cloud: bool = True
-    cloud_rgb: bool = False
-    cloud_stride: int = 1
-    cloud_layout: CloudLayout = "compact"
+#: The message type of each output: the node (rclpy) and bag_to_depth (rosbags) each build these from the fields.
+OUTPUT_MESSAGES: dict[OutputName, str] = {"relative": "Image", "depth": "Image", "depth_info": "CameraInfo",
+                                          "points": "PointCloud2", "colored": "Image"}
 
 
-def frame_outputs(result: FrameResult, image: np.ndarray, color_order: ColorOrder, cloud: CloudOptions,
+def frame_outputs(result: FrameResult, cloud_layout: CloudLayout = "compact",
                   wanted: Container[OutputName] = OUTPUT_NAMES,
                   buffers: Mapping[OutputName, ReusedByteArrays] | None = None,
                   ) -> Iterator[tuple[OutputName, dict[str, Any]]]:
-    """(output name, message fields) for each output this frame has, in publishing order: relative inverse
-    depth (relative models), metric depth, the depth CameraInfo (needs intrinsics), the cloud (needs xyz and
-    `publish_cloud`; colored from `image` with `cloud_rgb`), the colorized preview (when it was computed).
+    """(output name, message fields) for each output this frame has, in publishing order, built from the result
+    alone: relative inverse depth (relative models), metric depth, the depth CameraInfo (needs intrinsics), the
+    cloud in `cloud_layout` (needs points; colored when the result carries `colors`), the colorized preview (when
+    it was computed).
 
     Only the outputs in `wanted` are built (the node: those with a subscriber); `buffers` gives an output's
     payload arrays to reuse (`ReusedByteArrays`), else each message gets fresh ones."""
@@ -64,8 +57,7 @@ def frame_outputs(result: FrameResult, image: np.ndarray, color_order: ColorOrde
             yield "depth", depth_to_image_fields(result.depth, buffers.get("depth"))
         if result.depth_intrinsics is not None and "depth_info" in wanted:
             yield "depth_info", camera_info_fields(result.depth_intrinsics)
-    if result.xyz is not None and cloud.publish_cloud and "points" in wanted:
-        colors = cloud_colors(image, color_order, cloud.cloud_stride) if cloud.cloud_rgb else None
-        yield "points", pointcloud_fields(result.xyz, colors, cloud.cloud_layout, buffers.get("points"))
+    if result.xyz is not None and "points" in wanted:
+        yield "points", pointcloud_fields(result.xyz, result.colors, cloud_layout, buffers.get("points"))
     if result.colored is not None and "colored" in wanted:
         yield "colored", bgr_to_image_fields(result.colored)

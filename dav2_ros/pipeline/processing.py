@@ -135,6 +135,8 @@ class FrameResult:
             and what depth/camera_info carries).
         xyz: ``ceil(H/s) x ceil(W/s) x 3`` float32 points, NaN where depth is NaN.
         colored: HxWx3 uint8 BGR preview.
+        colors: the cloud's colors, ``xyz``'s shape of uint8 BGR: the image at the kept pixels (a view of the
+            request's image), when the request asked for them (``cloud_rgb``) and there are points; else None.
         timings: seconds per stage: preprocess, inference, postprocess (the estimator's, for the whole
             batch the frame was in), depth (validity mask / conversion / flying-pixel filter), temporal, cloud,
             colorize, total; and batch_size, the number of frames that went through the network with this one.
@@ -150,6 +152,7 @@ class FrameResult:
     timings: dict[str, float] = field(default_factory=dict)
     valid_pixels: int | None = None
     flying_pixels: int | None = None
+    colors: np.ndarray | None = None
 
 
 #: ``align(output) -> conversion | None`` of a frame (a sparse depth fit, ``pipeline.sparse_alignment``): relative
@@ -160,8 +163,9 @@ Align = Callable[[np.ndarray], Optional[tuple[float, float]]]
 
 @dataclass(frozen=True)
 class FrameRequest:
-    """One frame for ``FrameProcessor.process_batch``: the arguments of ``process``, the frame's ``align``, and
-    ``cloud``: False skips this frame's points (the node: nobody subscribes to them) as ``publish_cloud`` off does."""
+    """One frame for ``FrameProcessor.process_batch``: the arguments of ``process``, the frame's ``align``,
+    ``cloud``: False skips this frame's points (the node: nobody subscribes to them) as ``publish_cloud`` off does,
+    and ``cloud_rgb``: the result carries the points' colors (``FrameResult.colors``)."""
 
     image: np.ndarray
     color_order: ColorOrder
@@ -172,6 +176,7 @@ class FrameRequest:
     stamp: float | None = None
     source: str | None = None
     cloud: bool = True
+    cloud_rgb: bool = False
 
 
 #: What ``process_batch`` gives per frame: its result, or why it was refused (``InputRejected``/``IntrinsicsError``).
@@ -250,6 +255,7 @@ class FrameProcessor:
         temporal: TemporalFilter | None = None,
         stamp: float | None = None,
         source: str | None = None,
+        cloud_rgb: bool = False,
     ) -> FrameResult:
         """Depth (and cloud, preview) for one HxWx3 uint8 image; the depth has the image's size.
 
@@ -262,6 +268,7 @@ class FrameProcessor:
             align: this frame's conversion from a sparse depth fit (``FrameRequest.align``).
             temporal: this camera's temporal filter (updated with the frame's depth before the cloud), or None.
             stamp, source: the frame's stamp (seconds) and camera identity (frame_id) for ``temporal``'s resets.
+            cloud_rgb: give the cloud's colors (``FrameResult.colors``) with its points.
 
         Raises:
             InputRejected: ``bad_aspect``, an image more elongated than ``MAX_ASPECT_RATIO`` (the
@@ -272,7 +279,7 @@ class FrameProcessor:
                 input shape (OpenVINO; remembered, so the next frame of that size is refused at once).
         """
         outcome = self.process_batch([FrameRequest(image, color_order, intrinsics, colorize, align, temporal, stamp,
-                                                   source)])[0]
+                                                   source, cloud_rgb=cloud_rgb)])[0]
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
@@ -319,6 +326,8 @@ class FrameProcessor:
                 if self.settings.colorize if request.colorize is None else request.colorize:
                     outcome.colored = self._colorize(outcome.depth, outcome.relative)
                 outcome.timings["colorize"] = time.perf_counter() - stage
+                if request.cloud_rgb and outcome.xyz is not None:
+                    outcome.colors = cloud_colors(request.image, request.color_order, self.settings.cloud_stride)
                 outcome.timings["total"] = time.perf_counter() - start
         return outcomes  # type: ignore[return-value]
 

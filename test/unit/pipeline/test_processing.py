@@ -99,6 +99,18 @@ def test_cloud_colors_are_the_kept_pixels_in_bgr(image):
     np.testing.assert_array_equal(red, rgb[::5, ::5, 0])
 
 
+def test_the_result_carries_the_clouds_colors_when_asked(image):
+    """cloud_rgb: the result has the kept pixels' BGR colors beside its points, so outputs need only the result;
+    without points (no intrinsics, cloud off) or without cloud_rgb there are none."""
+    rgb = np.ascontiguousarray(image)
+    processor = FrameProcessor(ScriptedEstimator(), ProcessingSettings(cloud_stride=5))
+    colored = processor.process(rgb, "rgb", CAMERA, cloud_rgb=True)
+    np.testing.assert_array_equal(colored.colors, rgb[::5, ::5, ::-1])
+    assert colored.colors.shape[:2] == colored.xyz.shape[:2]
+    assert processor.process(rgb, "rgb", CAMERA).colors is None
+    assert processor.process(rgb, "rgb", None, cloud_rgb=True).colors is None
+
+
 def test_max_valid_depth_defaults_to_the_heads_max_depth(image):
     result = FrameProcessor(ScriptedEstimator(max_depth=20.0), ProcessingSettings(min_depth=0.0)).process(image, "rgb")
     raw = ScriptedEstimator().expected(image)
