@@ -22,8 +22,8 @@ import pytest
 from sensor_msgs.msg import Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
-from node_harness import image_array, wait_until
-from robustness_harness import Camera, NodeRig, stamp_key, to_stamp
+from node_harness import image_array, stamp_key, wait_until
+from robustness_harness import Camera, NodeRig, to_stamp
 
 pytestmark = pytest.mark.ros
 

@@ -245,6 +245,11 @@ class NodeProcess:
         self.stop()
 
 
+def stamp_key(stamp: Any) -> tuple[int, int]:
+    """A header stamp as an exact, hashable key."""
+    return (int(stamp.sec), int(stamp.nanosec))
+
+
 class Collector:
     """Messages received on one topic, thread-safe, with deadline waits."""
 

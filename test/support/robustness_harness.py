@@ -34,7 +34,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
 from bags import read_topics
-from node_harness import PROJECT_DIR, DdsClient, NodeProcess, cloud_fields, image_array, wait_until
+from node_harness import PROJECT_DIR, DdsClient, NodeProcess, cloud_fields, image_array, stamp_key, wait_until
 
 BAGS_DIR = PROJECT_DIR / "test" / "data" / "bags"
 
@@ -66,11 +66,6 @@ def to_stamp(seconds: float) -> TimeMsg:
 def stamp_seconds(stamp: Any) -> float:
     """A header stamp as float seconds."""
     return stamp.sec + stamp.nanosec * 1e-9
-
-
-def stamp_key(stamp: Any) -> tuple[int, int]:
-    """A header stamp as an exact, hashable key."""
-    return (int(stamp.sec), int(stamp.nanosec))
 
 
 # ----------------------------------------------------------------------------------------- camera
