@@ -250,7 +250,7 @@ def stamp_key(stamp: Any) -> tuple[int, int]:
     return (int(stamp.sec), int(stamp.nanosec))
 
 
-class Collector:
+class Recorder:
     """Messages received on one topic, thread-safe, with deadline waits."""
 
     def __init__(self, topic: str) -> None:
@@ -309,11 +309,11 @@ class DdsClient:
         """A publisher on `topic`."""
         return self.node.create_publisher(msg_type, topic, qos)
 
-    def collect(self, msg_type: type, topic: str, qos: QoSProfile = RELIABLE_QOS) -> Collector:
+    def collect(self, msg_type: type, topic: str, qos: QoSProfile = RELIABLE_QOS) -> Recorder:
         """Start collecting messages on `topic`."""
-        collector = Collector(topic)
-        self.node.create_subscription(msg_type, topic, collector, qos)
-        return collector
+        recorder = Recorder(topic)
+        self.node.create_subscription(msg_type, topic, recorder, qos)
+        return recorder
 
     def wait_for_subscribers(self, publisher: Any, count: int = 1, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         """Until `publisher` has matched `count` subscriptions (discovery done)."""

@@ -36,9 +36,9 @@ class Arrivals:
     rate_hz: float
 
 
-def _frames_in(collector_messages: list, status_name: str) -> Optional[int]:
+def _frames_in(messages: list, status_name: str) -> Optional[int]:
     """The node's latest `frames_in` for its single camera, from the /diagnostics messages seen so far."""
-    for msg in reversed(collector_messages):
+    for msg in reversed(messages):
         for status in msg.status:
             if status.name == status_name:
                 values = {kv.key: kv.value for kv in status.values}
