@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from dav2_ros.weights.checkpoint import load_state_dict, network_with_weights, warn_about_name
-from dav2_ros.model.config import PREPROCESS_MODES, EncoderName, ModelConfig, ModelType, PreprocessChoice
+from dav2_ros.model.config import (PREPROCESS_MODES, EncoderName, ModelConfig, ModelType, PreprocessChoice,
+                                   input_size_problem)
 from dav2_ros.model.depth_anything_v2 import DepthAnythingV2
 from dav2_ros.engines.base import Engine, EngineOptions
 from dav2_ros.engines.registry import ENGINES, create_engine, resolve_backend
@@ -162,7 +163,8 @@ class DepthEstimator:
 
         Args:
             image: uint8 HxWx3.
-            input_size: the network's resolution: the shorter side is resized to at least this (multiples of 14).
+            input_size: the network's resolution: the shorter side is resized to at least this (multiples of 14);
+                an integer >= 14 (`dav2_ros.model.config.input_size_problem`).
             color_order: channel order of `image`, "rgb" or "bgr" (as cv2.imread gives).
         """
         return self.infer_batch([image], input_size, color_order)[0]
@@ -190,8 +192,9 @@ class DepthEstimator:
 
     # ----- internals ----------------------------------------------------------------------------------------
     def _check_request(self, images: Sequence[np.ndarray], input_size: int, color_order: str) -> None:
-        if not isinstance(input_size, (int, np.integer)) or isinstance(input_size, bool) or input_size < 14:
-            raise ValueError(f"input_size must be an integer >= 14, got {input_size!r}")
+        problem = input_size_problem(input_size)
+        if problem:
+            raise ValueError(f"input_size {problem}, got {input_size!r}")
         check_color_order(color_order)
         for image in images:
             check_image(image)

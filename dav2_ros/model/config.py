@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -26,6 +27,34 @@ PREPROCESS_CHOICES: tuple[PreprocessChoice, ...] = get_args(PreprocessChoice)
 PATCH_SIZE = 14
 # The DINOv2 checkpoints were trained at 518x518: 37x37 patches (+1 class token) of position embeddings.
 PRETRAIN_IMAGE_SIZE = 518
+
+
+def input_size_problem(value: object, bounds: tuple[int, int] | None = None) -> str | None:
+    """Why `value` cannot be an ``input_size`` (the length in pixels the image's shorter side is resized to for the
+    network), as a phrase that follows the name ("must be ..."), or None when it can.
+
+    The rule: an integer (a numpy integer too; not a bool) of at least one patch, ``PATCH_SIZE``. The preprocessing
+    rounds the network's sides to multiples of the patch itself (``engines.preprocess.network_size``), so any such
+    integer runs. `DepthEstimator`, `ProcessingSettings` and ``dav2_infer`` take exactly this.
+
+    Args:
+        bounds: ``(low, high)``, multiples of ``PATCH_SIZE``: a caller's narrower range on top of the rule, within
+            which the value must also be a multiple of ``PATCH_SIZE`` (so that it is the network's shorter side
+            itself). The node's ``input_size`` parameter (and so ``bag_to_depth``) uses (70, 1540): it is declared
+            to ROS as the range (70, 1540, step 14).
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return f"must be an integer >= {PATCH_SIZE}"
+    if bounds is None:
+        return None if value >= PATCH_SIZE else f"must be an integer >= {PATCH_SIZE}"
+    low, high = bounds
+    if low < PATCH_SIZE or low % PATCH_SIZE or high < low:
+        raise ValueError(f"input_size bounds must be multiples of {PATCH_SIZE} with low <= high, got {bounds}")
+    if not low <= value <= high:
+        return f"must be in [{low}, {high}]"
+    if value % PATCH_SIZE:
+        return f"must be a multiple of {PATCH_SIZE} (the ViT patch size)"
+    return None
 
 
 @dataclass(frozen=True)

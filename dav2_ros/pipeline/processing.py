@@ -26,7 +26,7 @@ from typing import Optional, Protocol, Union
 import numpy as np
 
 from dav2_ros.errors import InputRejected
-from dav2_ros.model.config import ColorOrder
+from dav2_ros.model.config import ColorOrder, input_size_problem
 from dav2_ros.engines.base import EngineShapeError
 from dav2_ros.geometry.backproject import backproject
 from dav2_ros.geometry.colorize import Colormap, colorize_depth, depth_range_mask, robust_range
@@ -63,7 +63,7 @@ class ProcessingSettings:
     """Per-frame processing options (the node's parameters of the same names).
 
     Attributes:
-        input_size: the network's input resolution (shorter side), >= 14.
+        input_size: the network's input resolution (shorter side): an integer >= 14 (``input_size_problem``).
         min_depth: depths below this (meters) become NaN.
         max_valid_depth: depths above this become NaN; ``None``: the metric head's ``max_depth``
             (or no upper bound for converted relative depth). Also accepted as ``max_depth_valid=``.
@@ -101,8 +101,9 @@ class ProcessingSettings:
 
     def _problem(self) -> str | None:
         """Why these settings cannot work, or None."""
-        if isinstance(self.input_size, bool) or not isinstance(self.input_size, int) or self.input_size < 14:
-            return f"input_size must be an integer >= 14, got {self.input_size!r}"
+        reason = input_size_problem(self.input_size)
+        if reason:
+            return f"input_size {reason}, got {self.input_size!r}"
         if not (math.isfinite(self.min_depth) and self.min_depth >= 0.0):
             return f"min_depth must be finite and >= 0, got {self.min_depth}"
         if self.max_valid_depth is not None and not self.max_valid_depth > self.min_depth:

@@ -17,7 +17,7 @@ from typing import Any, Literal, Mapping, Optional, Union, get_args
 from dav2_ros.conversions.pointcloud import CLOUD_LAYOUTS, CloudLayout
 from dav2_ros.engines.registry import BACKEND_CHOICES, ENGINES
 from dav2_ros.model.config import (ENCODERS, PATCH_SIZE, PRECISION_CHOICES, PREPROCESS_CHOICES, Dataset, ModelType,
-                                   PrecisionChoice, PreprocessChoice)
+                                   PrecisionChoice, PreprocessChoice, input_size_problem)
 from dav2_ros.model.config import EncoderName as Encoder
 from dav2_ros.geometry.depth_filters import (DEFAULT_EDGE_DILATION, DEFAULT_EDGE_THRESHOLD, DEFAULT_MAX_GAP_S,
                                              DEFAULT_TEMPORAL_MODE, TEMPORAL_MODES)
@@ -37,6 +37,7 @@ ParamValue = Union[bool, int, float, str, tuple[str, ...]]
 # The node's name: the key of its section in config/*.yaml and the launch files' `name=`.
 NODE_NAME = "depth_node"
 
+# The input_size parameter's range (`input_size_problem`'s bounds): multiples of the patch from 70 (5 patches) to 1540.
 INPUT_SIZE_MIN = 70
 INPUT_SIZE_MAX = 1540
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
@@ -349,13 +350,14 @@ def check_value(name: str, value: Any) -> Optional[str]:
         return f"expected {expected.__name__}, got {type(value).__name__}"
     if spec.choices and value not in spec.choices:
         return f"must be one of {', '.join(spec.choices)}"
+    if name == "input_size":  # the library's rule (model.config), within the parameter's range
+        return input_size_problem(value, (INPUT_SIZE_MIN, INPUT_SIZE_MAX))
     if spec.int_range is not None:
         low, high, step = spec.int_range
         if not low <= value <= high:
             return f"must be in [{low}, {high}]"
         if step > 1 and (value - low) % step != 0:
-            return f"must be a multiple of {step} (the ViT patch size)" if step == PATCH_SIZE else \
-                f"must be {low} plus a multiple of {step}"
+            return f"must be {low} plus a multiple of {step}"
     if spec.float_range is not None:
         low_f, high_f = spec.float_range
         if not low_f <= value <= high_f:
