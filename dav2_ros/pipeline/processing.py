@@ -368,14 +368,8 @@ class FrameProcessor:
         """Same-size metric frames on the estimator's device, as one batch. Timings: "preprocess" = the upload,
         "inference" = all device work (preprocessing, network, upsampling, mask, back-projection), "postprocess" =
         the download."""
-        from dav2_ros.engines.torch_runtime.device_geometry import PinholeRays
-
         settings = self.settings
-        cameras = [
-            PinholeRays(i.fx, i.fy, i.cx, i.cy, i.width, i.height)
-            if settings.publish_cloud and request.cloud and i is not None else None
-            for i, request in zip(intrinsics, requests)
-        ]
+        cameras = [i if settings.publish_cloud and request.cloud else None for i, request in zip(intrinsics, requests)]
         frames = self._device_path.run_batch([r.image for r in requests], settings.input_size, color_order, cameras,
                                              settings.cloud_stride)
         results = []

@@ -31,9 +31,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dav2_ros.engines.torch_runtime.device_geometry import PinholeRays, backproject_, edge_keep, mask_depth_, ray_arrays
+from dav2_ros.engines.torch_runtime.device_geometry import backproject_, edge_keep, mask_depth_, ray_arrays
 from dav2_ros.engines.preprocess import (IMAGENET_MEAN, IMAGENET_STD, ColorOrder, check_color_order, check_image,
                                          network_size)
+from dav2_ros.geometry.intrinsics import Intrinsics
 
 LOG = logging.getLogger("dav2_ros.model")
 
@@ -178,7 +179,7 @@ class DeviceFramePath:
         self.captures = 0
 
     # ------------------------------------------------------------------------------------------ public
-    def run(self, image: np.ndarray, input_size: int, color_order: ColorOrder, camera: PinholeRays | None,
+    def run(self, image: np.ndarray, input_size: int, color_order: ColorOrder, camera: Intrinsics | None,
             stride: int = 1) -> DeviceFrame:
         """Depth (and points when `camera` is given) for one uint8 HxWx3 image.
 
@@ -192,7 +193,7 @@ class DeviceFramePath:
         return self.run_batch([image], input_size, color_order, [camera], stride)[0]
 
     def run_batch(self, images: Sequence[np.ndarray], input_size: int, color_order: ColorOrder,
-                  cameras: Sequence[PinholeRays | None], stride: int = 1) -> list[DeviceFrame]:
+                  cameras: Sequence[Intrinsics | None], stride: int = 1) -> list[DeviceFrame]:
         """`run` for several images of one size (several cameras): one upload, one network call on the batch, one
         download. Each camera model may differ (or be None). The timings of every frame are the batch's."""
         if not images or len(images) != len(cameras):
@@ -292,7 +293,7 @@ class DeviceFramePath:
         return self._buffers[key]
 
     def _load_frame_constants(self, buffers: _Buffers, color_order: ColorOrder,
-                              cameras: Sequence[PinholeRays | None], stride: int) -> None:
+                              cameras: Sequence[Intrinsics | None], stride: int) -> None:
         """Copy into the static buffers what this batch has of its own: the channel order and each frame's rays
         (only what differs from the last batch of this geometry; queued on the stream before the work)."""
         if buffers.color_order != color_order:

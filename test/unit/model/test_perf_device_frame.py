@@ -17,7 +17,7 @@ from dav2_ros.geometry.colorize import depth_range_mask
 from dav2_ros.geometry.intrinsics import Intrinsics
 from dav2_ros.engines.torch_runtime import device_frame
 from dav2_ros.engines.torch_runtime.device_frame import DeviceFramePath
-from dav2_ros.engines.torch_runtime.device_geometry import PinholeRays, backproject_, mask_depth_, rays
+from dav2_ros.engines.torch_runtime.device_geometry import backproject_, mask_depth_, rays
 from dav2_ros.engines.estimator import DepthEstimator
 from dav2_ros.pipeline.builders import processing_settings, warm_up
 from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, ProcessingSettings
@@ -27,9 +27,8 @@ INPUT_SIZE = 98  # the network's smallest sensible size: these tests check plumb
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
 
 
-def camera_pair(width: int, height: int) -> tuple[Intrinsics, PinholeRays]:
-    intr = Intrinsics(fx=517.3, fy=516.5, cx=318.6, cy=255.3, width=width, height=height)
-    return intr, PinholeRays(intr.fx, intr.fy, intr.cx, intr.cy, width, height)
+def tum_camera(width: int, height: int) -> Intrinsics:
+    return Intrinsics(fx=517.3, fy=516.5, cx=318.6, cy=255.3, width=width, height=height)
 
 
 @pytest.mark.parametrize("stride", [1, 3, 7])
@@ -37,8 +36,8 @@ def test_backprojection_on_torch_equals_geometry_backproject(stride: int) -> Non
     rng = np.random.default_rng(stride)
     depth = rng.uniform(0.2, 15.0, size=(61, 83)).astype(np.float32)
     depth[rng.random(depth.shape) < 0.1] = np.nan
-    intr, camera = camera_pair(83, 61)
-    expected = backproject(depth, intr, stride)
+    camera = tum_camera(83, 61)
+    expected = backproject(depth, camera, stride)
     ray_x, ray_y = rays(camera, stride, torch.device("cpu"))
     out = torch.full((*expected.shape[:2], 4), 7.0)  # a padded point buffer: the 4th float must stay untouched
     backproject_(torch.from_numpy(depth), ray_x, ray_y, stride, out)
@@ -49,7 +48,7 @@ def test_backprojection_on_torch_equals_geometry_backproject(stride: int) -> Non
 
 
 def test_backprojection_refuses_a_wrong_output_shape() -> None:
-    ray_x, ray_y = rays(PinholeRays(500.0, 500.0, 10.0, 10.0, 20, 20), 2, torch.device("cpu"))
+    ray_x, ray_y = rays(Intrinsics(500.0, 500.0, 10.0, 10.0, 20, 20), 2, torch.device("cpu"))
     with pytest.raises(ValueError, match="out must be float32 of shape"):
         backproject_(torch.ones(20, 20), ray_x, ray_y, 2, torch.empty(20, 20, 3))
 
@@ -65,9 +64,9 @@ def test_mask_on_torch_equals_depth_range_mask() -> None:
 
 def test_device_frame_matches_the_numpy_path(tum_frame: np.ndarray, fast_vits: DepthEstimator) -> None:
     height, width = tum_frame.shape[:2]
-    intr, camera = camera_pair(width, height)
+    camera = tum_camera(width, height)
     settings = ProcessingSettings(input_size=INPUT_SIZE, min_depth=0.1, max_valid_depth=20.0, cloud_stride=2)
-    expected = FrameProcessor(fast_vits, settings).process(tum_frame, "bgr", intr)
+    expected = FrameProcessor(fast_vits, settings).process(tum_frame, "bgr", camera)
     pipeline = DeviceFramePath(fast_vits, min_depth=0.1, max_depth=20.0)
     got = pipeline.run(tum_frame, INPUT_SIZE, "bgr", camera, stride=2)
     assert got.depth.shape == (height, width) and got.xyz.shape == expected.xyz.shape
@@ -81,7 +80,7 @@ def test_device_frame_matches_the_numpy_path(tum_frame: np.ndarray, fast_vits: D
 def test_device_frame_reuses_its_buffers_for_the_same_geometry(tum_frame: np.ndarray,
                                                                fast_vits: DepthEstimator) -> None:
     height, width = tum_frame.shape[:2]
-    _, camera = camera_pair(width, height)
+    camera = tum_camera(width, height)
     pipeline = DeviceFramePath(fast_vits, min_depth=0.1, max_depth=20.0)
     first = pipeline.run(tum_frame, INPUT_SIZE, "bgr", camera)
     first_depth = first.depth.copy()
@@ -97,7 +96,7 @@ def test_device_frame_refuses_what_it_cannot_do(tum_frame: np.ndarray, fast_vits
     with pytest.raises(ValueError, match="cuda_graphs needs a CUDA device"):
         DeviceFramePath(fast_vits, min_depth=0.1, max_depth=20.0, cuda_graphs=True)
     pipeline = DeviceFramePath(fast_vits, min_depth=0.1, max_depth=20.0)
-    _, camera = camera_pair(320, 240)
+    camera = tum_camera(320, 240)
     with pytest.raises(ValueError, match="camera model is for 320x240"):
         pipeline.run(tum_frame, INPUT_SIZE, "bgr", camera)
 
@@ -146,7 +145,7 @@ def test_the_first_camera_frame_reuses_what_the_warm_up_built(tum_frame: np.ndar
     processor = FrameProcessor(fast_vits, processing_settings(settings), on_device=True)
     warm_up(processor, settings)
     assert len(count_buffers) == 1
-    intr, _ = camera_pair(width, height)
+    intr = tum_camera(width, height)
     got = processor.process(tum_frame, "bgr", intr)
     assert len(count_buffers) == 1, f"the first frame allocated again: {count_buffers}"
     expected = FrameProcessor(fast_vits, processing_settings(settings)).process(tum_frame, "bgr", intr)
@@ -200,14 +199,13 @@ def test_one_graph_per_geometry_serves_every_camera_and_color_order(tum_frame: n
     """With (graph-like) captures: the warm-up's capture serves later frames of other cameras and color orders, a
     batch of two is captured once whatever its order, and every replay equals the eager result."""
     height, width = tum_frame.shape[:2]
-    images, intrinsics = three_cameras(tum_frame)
-    cameras = [PinholeRays(i.fx, i.fy, i.cx, i.cy, width, height) for i in intrinsics]
+    images, cameras = three_cameras(tum_frame)
     capture = GraphLikeCapture()
     graphs = DeviceFramePath(fast_vits, min_depth=0.1, max_depth=20.0, cuda_graphs=True, max_geometries=2,
                              capture=capture)
     eager = DeviceFramePath(fast_vits, min_depth=0.1, max_depth=20.0, max_geometries=2)
     gray = np.full_like(tum_frame, 128)
-    made_up = PinholeRays(0.8 * width, 0.8 * width, (width - 1) / 2, (height - 1) / 2, width, height)
+    made_up = Intrinsics(0.8 * width, 0.8 * width, (width - 1) / 2, (height - 1) / 2, width, height)
     graphs.run(gray, INPUT_SIZE, "rgb", made_up)  # what the start-up warm-up does
     runs = [([0], "bgr"), ([1], "rgb"), ([0, 1], "bgr"), ([1, 0], "bgr"), ([2, 0], "rgb"), ([2], "bgr")]
     for indices, order in runs:
@@ -224,7 +222,7 @@ def test_one_graph_per_geometry_serves_every_camera_and_color_order(tum_frame: n
 def test_a_failed_capture_runs_that_geometry_eagerly_and_says_so_once(tum_frame: np.ndarray, fast_vits: DepthEstimator,
                                                                       caplog) -> None:
     height, width = tum_frame.shape[:2]
-    _, camera = camera_pair(width, height)
+    camera = tum_camera(width, height)
     capture = GraphLikeCapture(fail=RuntimeError("CUDA error: operation not permitted when stream is capturing"))
     graphs = DeviceFramePath(fast_vits, min_depth=0.1, max_depth=20.0, cuda_graphs=True, capture=capture)
     eager = DeviceFramePath(fast_vits, min_depth=0.1, max_depth=20.0)
@@ -259,7 +257,7 @@ def ieee_fp32():
 @pytest.mark.parametrize("cuda_graphs", [False, True])
 def test_cuda_frame_matches_the_cpu_path(tum_frame: np.ndarray, cuda_graphs: bool, ieee_fp32) -> None:
     height, width = tum_frame.shape[:2]
-    _, camera = camera_pair(width, height)
+    camera = tum_camera(width, height)
     cpu = DeviceFramePath(DepthEstimator.random(device="cpu", precision="fp32", preprocess="fast", backend="torch"),
                           min_depth=0.1, max_depth=20.0).run(tum_frame, INPUT_SIZE, "bgr", camera)
     cuda_estimator = DepthEstimator.random(device="cuda", precision="fp32", preprocess="fast")
@@ -280,8 +278,8 @@ def test_cuda_graph_is_captured_once_per_geometry_over_1000_frames(tum_frame: np
     """One camera for 1,000 frames, then two batched cameras in both orders: one capture per batch size, and every
     replay gives its own frame's depth (not the first frame's)."""
     height, width = tum_frame.shape[:2]
-    _, camera = camera_pair(width, height)
-    other = PinholeRays(600.0, 600.0, width / 2, height / 2, width, height)
+    camera = tum_camera(width, height)
+    other = Intrinsics(600.0, 600.0, width / 2, height / 2, width, height)
     estimator = DepthEstimator.random(device="cuda", precision="fp16", preprocess="fast")
     graphs = DeviceFramePath(estimator, min_depth=0.1, max_depth=20.0, cuda_graphs=True, max_geometries=2)
     eager = DeviceFramePath(estimator, min_depth=0.1, max_depth=20.0, max_geometries=2)
@@ -307,7 +305,7 @@ def test_cuda_graphs_on_a_second_gpu_capture_the_work_there(tum_frame: np.ndarra
     current at its first use, cuda:0 on a fresh thread): else the graph is empty and every replay repeats the
     first frame's output."""
     height, width = tum_frame.shape[:2]
-    _, camera = camera_pair(width, height)
+    camera = tum_camera(width, height)
     estimator = DepthEstimator.random(device="cuda:1", precision="fp16", preprocess="fast")
     graphs = DeviceFramePath(estimator, min_depth=0.1, max_depth=20.0, cuda_graphs=True)
     eager = DeviceFramePath(estimator, min_depth=0.1, max_depth=20.0)
@@ -325,7 +323,7 @@ def test_cuda_timings_come_from_the_stream_with_one_wait(tum_frame: np.ndarray, 
     """"upload" is read after the copy is done (CUDA events), and a frame waits for the device once (no
     torch.cuda.synchronize between its stages)."""
     height, width = tum_frame.shape[:2]
-    _, camera = camera_pair(width, height)
+    camera = tum_camera(width, height)
     pipeline = DeviceFramePath(DepthEstimator.random(device="cuda", precision="fp16", preprocess="fast"),
                                min_depth=0.1, max_depth=20.0)
     pipeline.run(tum_frame, INPUT_SIZE, "bgr", camera)
@@ -344,7 +342,7 @@ def test_cuda_timings_come_from_the_stream_with_one_wait(tum_frame: np.ndarray, 
 @needs_cuda
 def test_cuda_frame_memory_is_flat_over_frames(tum_frame: np.ndarray) -> None:
     height, width = tum_frame.shape[:2]
-    _, camera = camera_pair(width, height)
+    camera = tum_camera(width, height)
     pipeline = DeviceFramePath(DepthEstimator.random(device="cuda", precision="fp16", preprocess="fast"),
                                min_depth=0.1, max_depth=20.0)
     for _ in range(5):
@@ -359,7 +357,7 @@ def test_cuda_frame_memory_is_flat_over_frames(tum_frame: np.ndarray) -> None:
 
 def test_frame_processor_on_device_equals_its_numpy_path(tum_frame: np.ndarray, fast_vits: DepthEstimator) -> None:
     height, width = tum_frame.shape[:2]
-    intr, _ = camera_pair(width, height)
+    intr = tum_camera(width, height)
     settings = ProcessingSettings(input_size=INPUT_SIZE, min_depth=0.5, max_valid_depth=12.0, cloud_stride=3)
     numpy_path = FrameProcessor(fast_vits, settings)
     device_path = FrameProcessor(fast_vits, settings, on_device=True)
@@ -404,7 +402,7 @@ def test_every_host_path_option_gives_the_same_frame_on_the_device_path(
     from dav2_ros.geometry.depth_filters import TemporalFilter
 
     height, width = tum_frame.shape[:2]
-    intr, _ = camera_pair(width, height)
+    intr = tum_camera(width, height)
     settings = ProcessingSettings(input_size=INPUT_SIZE, **options)
     host = FrameProcessor(fast_vits, settings)
     device = FrameProcessor(fast_vits, settings, on_device=True)
@@ -433,8 +431,8 @@ def test_device_and_host_points_give_the_same_cloud_bytes(layout: str, stride: i
     rng = np.random.default_rng(7)
     depth = rng.uniform(0.2, 15.0, size=(48, 64)).astype(np.float32)
     depth[rng.random(depth.shape) < 0.1] = np.nan
-    intr, camera = camera_pair(64, 48)
-    host = backproject(depth, intr, stride)
+    camera = tum_camera(64, 48)
+    host = backproject(depth, camera, stride)
     ray_x, ray_y = rays(camera, stride, torch.device("cpu"))
     device = torch.empty(host.shape, dtype=torch.float32)
     backproject_(torch.from_numpy(depth), ray_x, ray_y, stride, device)
