@@ -1,4 +1,5 @@
-"""One camera of the depth node: its subscriptions, publishers, latest CameraInfo and counters.
+"""One camera of the depth node: its subscriptions, publishers and counters, and its ROS-free `Camera` (latest
+CameraInfo, temporal filter, sparse depth; the frame's request).
 
 A node with the `cameras` parameter empty has one channel on `image`/`camera_info`; with `cameras: [front, rear]`
 it has one per name, each under its own relative namespace (`front/image` -> `front/depth/image`, ...), so
@@ -7,7 +8,6 @@ remapping and QoS overrides work per camera exactly as for a single one.
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Callable, Optional, Union
 
 import numpy as np
@@ -19,14 +19,14 @@ from std_msgs.msg import Header
 
 from dav2_ros.conversions.buffers import ReusedByteArrays
 from dav2_ros.pipeline.frame_outputs import expected_outputs, frame_outputs
-from dav2_ros.geometry.depth_filters import TemporalFilter, TemporalOptions
 from dav2_ros.geometry.intrinsics import Intrinsics, IntrinsicsError, distortion_is_nonzero
 from dav2_ros.node.messages import image_msg, pointcloud_msg
 from dav2_ros.node.throttled_log import ThrottledLog
 from dav2_ros.node.sparse_input import SparseInput
 from dav2_ros.pipeline.settings import NodeSettings
 from dav2_ros.node.stats import FrameStats
-from dav2_ros.pipeline.processing import FrameResult
+from dav2_ros.pipeline.camera import Camera
+from dav2_ros.pipeline.processing import FrameRequest, FrameResult
 
 
 class CameraChannel:
@@ -55,15 +55,13 @@ class CameraChannel:
         self._on_image = on_image
         self._warnings = warnings
         self._say_once = say_once
-        self._camera_info_lock = threading.Lock()
-        self._camera_info: Optional[CameraInfo] = None
+        self.camera = Camera(self, compressed=settings.input_transport == "compressed")
         self.image_sub: Any = None
         self.camera_info_sub: Any = None
         self.sparse: Optional[SparseInput] = None
         # The resolved input topics once subscribed (relative names until then), for messages.
         self.image_topic = self.topic("image/compressed" if settings.input_transport == "compressed" else "image")
         self.camera_info_topic = self.topic("camera_info")
-        self._temporal: Optional[TemporalFilter] = None  # used on the worker thread only
         # The payload arrays of the large outputs, reused frame after frame (worker thread only).
         self._payloads = {name: ReusedByteArrays() for name in ("relative", "depth", "points")}
         self._create_publishers(settings, create_publisher or node.create_publisher)
@@ -114,6 +112,7 @@ class CameraChannel:
             CameraInfo, self.topic("camera_info"), self._on_camera_info, qos, qos_overriding_options=overrides)
         if settings.sparse_input != "off":
             self.sparse = SparseInput(self._node, self.topic, self.name, settings, self._warnings)
+            self.camera.sparse = self.sparse.track
         # Kept as text: the error paths name them without calling into rcl (which raises once they are destroyed).
         self.image_topic, self.camera_info_topic = self.image_sub.topic_name, self.camera_info_sub.topic_name
         self._node.get_logger().info(
@@ -127,6 +126,7 @@ class CameraChannel:
                 self._node.destroy_subscription(subscription)
         if self.sparse is not None:
             self.sparse.close()
+        self.camera.sparse = None
         self.image_sub = self.camera_info_sub = self.sparse = None
 
     def destroy_publishers(self, destroy_publisher: Callable[[Any], Any]) -> None:
@@ -147,10 +147,7 @@ class CameraChannel:
     # --------------------------------------------------------------------------- CameraInfo
     def _on_camera_info(self, msg: CameraInfo) -> None:
         """Keep the latest CameraInfo; images are never held back waiting for a matching stamp."""
-        with self._camera_info_lock:
-            first = self._camera_info is None
-            self._camera_info = msg
-        if first:
+        if self.camera.set_camera_info(msg):
             self._node.get_logger().info(
                 f"first CameraInfo on {self.camera_info_topic}: {msg.width}x{msg.height}, "
                 f"K = {np.asarray(msg.k).round(3).tolist()}")
@@ -160,33 +157,23 @@ class CameraChannel:
                            f"D = {np.asarray(msg.d).round(5).tolist()}: the input image is assumed to be rectified "
                            "(feed image_rect from image_proc for exact geometry); K is used as is", warn=True)
 
-    def intrinsics_for(self, width: int, height: int, settings: NodeSettings) -> Optional[Intrinsics]:
-        """The latest CameraInfo's intrinsics at the image's size, or None (then no cloud, said once)."""
-        with self._camera_info_lock:
-            info = self._camera_info
-        if info is None:
-            if settings.publishes_metric_depth:
-                self.stats.cloud_skipped_for("no_camera_info")
-                self._say_once(f"{self.name}:no_camera_info",
-                               f"no CameraInfo received yet on {self.camera_info_topic}: publishing "
-                               f"{self.depth_pub.topic_name} only; {self.info_pub.topic_name} and "
-                               f"{self.cloud_pub.topic_name} start with the first CameraInfo", warn=True)
-            return None
-        try:
-            intrinsics = Intrinsics.from_camera_info(info)
-            if (intrinsics.width, intrinsics.height) != (width, height):
-                scaled = intrinsics.scaled_to(width, height)
-                self._say_once(f"{self.name}:scaled_{intrinsics.width}x{intrinsics.height}_{width}x{height}",
-                               f"CameraInfo{self._on_topic()} is {intrinsics.width}x"
-                               f"{intrinsics.height} but images are {width}x{height}: scaling K to the image size "
-                               f"(fx {intrinsics.fx:.1f} -> {scaled.fx:.1f})", warn=True)
-                intrinsics = scaled
-            return intrinsics
-        except IntrinsicsError as error:
-            self.intrinsics_refused(error)
-            return None
+    # The camera's `CameraEvents` (worker thread): said once or throttled, and counted.
+    def no_camera_info(self) -> None:
+        """No CameraInfo yet: depth only (counted; said once)."""
+        self.stats.cloud_skipped_for("no_camera_info")
+        self._say_once(f"{self.name}:no_camera_info",
+                       f"no CameraInfo received yet on {self.camera_info_topic}: publishing "
+                       f"{self.depth_pub.topic_name} only; {self.info_pub.topic_name} and "
+                       f"{self.cloud_pub.topic_name} start with the first CameraInfo", warn=True)
 
-    def intrinsics_refused(self, error: IntrinsicsError) -> None:
+    def camera_info_scaled(self, info: Intrinsics, scaled: Intrinsics) -> None:
+        """The CameraInfo is for another image size: K scaled (said once per pair of sizes)."""
+        self._say_once(f"{self.name}:scaled_{info.width}x{info.height}_{scaled.width}x{scaled.height}",
+                       f"CameraInfo{self._on_topic()} is {info.width}x{info.height} but images are "
+                       f"{scaled.width}x{scaled.height}: scaling K to the image size "
+                       f"(fx {info.fx:.1f} -> {scaled.fx:.1f})", warn=True)
+
+    def camera_info_unusable(self, error: IntrinsicsError) -> None:
         """Count and say (throttled) that this camera's CameraInfo cannot give a cloud for the frame."""
         self.stats.cloud_skipped_for(f"camera_info_{error.reason}")
         self._warnings.warn(f"{self.name}:camera_info_{error.reason}",
@@ -197,18 +184,12 @@ class CameraChannel:
         """" on <camera_info topic>" when the node has several cameras (the single camera's messages stay short)."""
         return f" on {self.camera_info_topic}" if self.name else ""
 
-    # ----------------------------------------------------------------------------- temporal
-    def temporal_filter(self, settings: NodeSettings) -> Optional[TemporalFilter]:
-        """This camera's temporal filter for the current settings: None when off; a new one (starting over)
-        when `temporal_filter` or `temporal_max_gap` changed. Called on the worker thread."""
-        if settings.temporal_filter == "off":
-            self._temporal = None
-            return None
-        options = TemporalOptions(max_gap_s=settings.temporal_max_gap)
-        current = self._temporal
-        if current is None or current.mode != settings.temporal_filter or current.options != options:
-            self._temporal = TemporalFilter(settings.temporal_filter, options)
-        return self._temporal
+    # ------------------------------------------------------------------------------- frames
+    def frame_request(self, msg: Union[Image, CompressedImage], settings: NodeSettings) -> FrameRequest:
+        """The frame's `FrameRequest` (`Camera.request`): the preview and the points only while someone subscribes
+        to them. Raises InputRejected for an image that cannot be used."""
+        return self.camera.request(msg, settings, colorize=self.colored_pub.get_subscription_count() > 0,
+                                   cloud=self.wants_cloud())
 
     # ------------------------------------------------------------------------------ outputs
     def listened(self) -> set[str]:
@@ -222,7 +203,7 @@ class CameraChannel:
 
     def publish(self, header: Header, result: FrameResult, settings: NodeSettings) -> None:
         """Every output of one frame with the input image's header (stamp and frame_id)."""
-        self.stats.filters_applied(result.valid_pixels, result.flying_pixels, self._temporal)
+        self.stats.filters_applied(result.valid_pixels, result.flying_pixels, self.camera.temporal)
         for name, fields in frame_outputs(result, settings.cloud_layout, self.listened(), self._payloads):
             publisher = self._publishers[name]
             if name == "points":

@@ -28,8 +28,6 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from dav2_ros.errors import InputRejected
-from dav2_ros.conversions.image_codec import image_msg_to_array
-from dav2_ros.conversions.compressed_codec import compressed_msg_to_array
 from dav2_ros.geometry.intrinsics import IntrinsicsError
 from dav2_ros.node.camera_channel import CameraChannel
 from dav2_ros.pipeline.frame_outputs import expected_outputs
@@ -42,7 +40,7 @@ from dav2_ros.node.parameters import NodeParameters
 from dav2_ros.node.throttled_log import ThrottledLog, log_to_stderr
 from dav2_ros.node.startup_guard import GuardedLogger, StartupCancelled, StartupGuard, say
 from dav2_ros.pipeline.settings import NODE_NAME, NodeSettings, SettingsError
-from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, FrameResult, refuse_elongated
+from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, FrameResult
 
 # Seconds between two warnings of the same kind (bad input, bad CameraInfo, internal errors).
 WARN_PERIOD_S = 5.0
@@ -286,28 +284,12 @@ class DepthNode(Node):
         return self._processor, self._processor_settings
 
     def _decode(self, pending: PendingFrame, settings: NodeSettings) -> Union[DecodedFrame, InputRejected]:
-        """The frame's pixels and its camera's intrinsics at their size, or why the image is refused (an
-        `InputRejected`, returned so that it is handled outside this `except`)."""
-        msg = pending.msg
-        channel = pending.channel
+        """The frame's request from its camera (pixels, intrinsics at their size, sparse fit, temporal filter), or
+        why the image is refused (an `InputRejected`, returned so that it is handled outside this `except`)."""
         try:
-            if isinstance(msg, CompressedImage):
-                image, color_order = compressed_msg_to_array(msg)
-            else:
-                image, color_order = image_msg_to_array(msg)
-            height, width = image.shape[:2]
-            # An image the model refuses is not a CameraInfo problem: refuse it before its intrinsics are sought.
-            refuse_elongated(width, height)
+            return DecodedFrame(pending, pending.channel.frame_request(pending.msg, settings))
         except InputRejected as error:  # bad encoding/size/data/aspect
             return error
-        intrinsics = channel.intrinsics_for(width, height, settings)
-        want_colored = channel.colored_pub.get_subscription_count() > 0
-        align = channel.sparse.align_for(msg.header, width, height, intrinsics, settings) if channel.sparse else None
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        request = FrameRequest(image, color_order, intrinsics, colorize=want_colored, align=align,
-                               temporal=channel.temporal_filter(settings), stamp=stamp, source=msg.header.frame_id,
-                               cloud=channel.wants_cloud(), cloud_rgb=settings.cloud_rgb)
-        return DecodedFrame(pending, request)
 
     def _refused(self, channels: list[CameraChannel], error: BaseException) -> None:
         """A frame refused by a check (`InputRejected`: counted under its reason) or failed (anything else,

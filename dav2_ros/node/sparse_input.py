@@ -1,5 +1,6 @@
-"""One camera's sparse depth input (the `sparse.input` parameter): its subscription, the latest messages, and the
-throttled warnings; the per-frame fit itself is ROS-free (`dav2_ros.pipeline.sparse_alignment`).
+"""One camera's sparse depth input (the `sparse.input` parameter): its subscription feeding the camera's
+`SparseTrack` (the buffer of measurements and the aligner), and the throttled warnings; the per-frame fit itself
+is ROS-free (`dav2_ros.pipeline.camera.Camera.align_for`, `dav2_ros.pipeline.sparse_alignment`).
 
 `sparse_depth` (sensor_msgs/Image) or `sparse_points` (sensor_msgs/PointCloud2) under the camera's namespace, with
 sensor-data QoS like the image. A cloud in a frame other than the camera's optical frame is transformed with tf2
@@ -17,19 +18,18 @@ from rclpy.qos import HistoryPolicy, QoSProfile, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import Image, PointCloud2
 
-from dav2_ros.geometry.intrinsics import Intrinsics
 from dav2_ros.geometry.sparse_points import rotation_from_quaternion
 from dav2_ros.node.throttled_log import ThrottledLog
+from dav2_ros.pipeline.camera import SparseTrack
 from dav2_ros.pipeline.settings import NodeSettings
-from dav2_ros.pipeline.sparse_alignment import (TOPICS, FrameContext, SparseAligner, SparseBuffer, SparseOptions,
-                                                SparseRejected, fixed_conversion, stamp_seconds)
+from dav2_ros.pipeline.sparse_alignment import TOPICS, SparseAligner, SparseBuffer, SparseRejected
 
 NO_TF2 = ("tf2_ros is not importable here (the PyPI ROS 2 wheels have none), so it cannot be transformed: publish "
           "the cloud in the camera's optical frame, or run the node on a ROS 2 distro with tf2_ros")
 
 
 class SparseInput:
-    """The sparse depth subscription of one camera and its aligner.
+    """The sparse depth subscription of one camera and the `track` it fills (the camera's `sparse` while subscribed).
 
     Args:
         node: the node that owns the subscription (and, with tf2, the transform listener).
@@ -45,18 +45,19 @@ class SparseInput:
         self._node = node
         self._camera = camera
         self._warnings = warnings
-        self.buffer = SparseBuffer()
+        buffer = SparseBuffer()
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=settings.qos_input_depth,
                          reliability=qos_profile_sensor_data.reliability,
                          durability=qos_profile_sensor_data.durability)
         msg_type = Image if self.kind == "depth" else PointCloud2
         self.subscription = node.create_subscription(
-            msg_type, topic(TOPICS[self.kind]), self.buffer.add, qos,
+            msg_type, topic(TOPICS[self.kind]), buffer.add, qos,
             qos_overriding_options=QoSOverridingOptions.with_default_policies())
         transform, note = (None, "")
         if self.kind == "points":
             transform, note = self._tf2_transform()
-        self.aligner = SparseAligner(self.kind, self.subscription.topic_name, transform, note, self._problem)
+        self.track = SparseTrack(SparseAligner(self.kind, self.subscription.topic_name, transform, note, self._problem),
+                                 buffer)
         uses = "fits each frame's scale and shift" if settings.model_type == "relative" else (
             "corrects the metric scale" if settings.sparse_metric_correction else
             "is NOT used: a metric model needs sparse.metric_correction true")
@@ -69,31 +70,13 @@ class SparseInput:
         if listener is not None:
             listener.unregister()
 
-    def align_for(self, header: Any, width: int, height: int, intrinsics: Optional[Intrinsics],
-                  settings: NodeSettings) -> Optional[Callable[[np.ndarray], Optional[tuple[float, float]]]]:
-        """The `FrameRequest.align` of one frame (None when this model type does not use sparse depth)."""
-        options = SparseOptions.from_settings(settings)
-        if not options.applies_to(settings.model_type):
-            return None
-        stamp = stamp_seconds(header.stamp)
-        frame = FrameContext(stamp, header.frame_id, width, height, intrinsics, None)
-        is_metric = settings.model_type == "metric"
-        fixed = fixed_conversion(settings)
-
-        def align(output: np.ndarray) -> Optional[tuple[float, float]]:
-            # The measurement is chosen after inference: one that arrived meanwhile may be closer in stamp.
-            chosen = FrameContext(frame.stamp_s, frame.frame_id, width, height, intrinsics,
-                                  self.buffer.closest(frame.stamp_s))
-            return self.aligner.conversion(output, chosen, options, is_metric, fixed)
-        return align
-
     def diagnostics(self) -> list[tuple[str, str]]:
         """(key, value) pairs for this camera's DiagnosticStatus."""
-        return [("sparse.received", str(self.buffer.received)), *self.aligner.status().items()]
+        return [("sparse.received", str(self.track.buffer.received)), *self.track.aligner.status().items()]
 
     def warning(self) -> Optional[str]:
         """The WARN message of this camera's status while frames fall back past the held fit, else None."""
-        return self.aligner.status().warning()
+        return self.track.aligner.status().warning()
 
     def _problem(self, problem: SparseRejected) -> None:
         """A frame without a usable sparse fit: say why (throttled per camera and reason)."""

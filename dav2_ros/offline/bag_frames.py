@@ -30,7 +30,6 @@ class Frame:
     timestamp: int  # bag time, ns
     raw: bytes | memoryview
     camera_info: object | None
-    sparse: SparseBuffer | None = None  # the sparse depth messages read so far (with a sparse topic)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,13 +69,12 @@ class FrameSource:
         sparse_id = self._sparse.id if self._sparse is not None else None
         wanted = [c for c in self._reader.connections if self._copy_input or c.id in (image_id, info_id, sparse_id)]
         latest_info: object | None = None
-        sparse = self.sparse_buffer if self._sparse is not None else None
         pending: list[tuple[int, bytes | memoryview]] = []
         index = 0
         for connection, timestamp, raw in read_messages(self._reader, wanted):
             if pending and timestamp > pending[0][0]:
                 for stamp, data in pending:
-                    yield Frame(index, stamp, data, latest_info, sparse)
+                    yield Frame(index, stamp, data, latest_info)
                     index += 1
                 pending.clear()
             if self._copy_input:
@@ -88,7 +86,7 @@ class FrameSource:
             elif connection.id == sparse_id:
                 self._add_sparse(raw)
         for stamp, data in pending:
-            yield Frame(index, stamp, data, latest_info, sparse)
+            yield Frame(index, stamp, data, latest_info)
             index += 1
 
     def _add_sparse(self, raw: bytes | memoryview) -> None:

@@ -30,6 +30,7 @@ from dav2_ros.engines.registry import BACKEND_CHOICES
 from dav2_ros.model.config import PRECISION_CHOICES, PREPROCESS_CHOICES
 from dav2_ros.pipeline.builders import (StartupError, build_estimator, build_processor, describe_estimator,
                                         prepare_estimator, warm_up, warn_unusable)
+from dav2_ros.pipeline.camera import SparseTrack
 from dav2_ros.pipeline.processing import FrameProcessor
 from dav2_ros.pipeline.settings import NodeSettings, SettingsError
 from dav2_ros.offline.bag_frames import FrameSource
@@ -201,7 +202,8 @@ def run(args: argparse.Namespace, model: LoadedModel | None = None,
             bar = progress(source.frame_count)
         out = OutputBag(output, args.storage, typestore)
         converter = BagConverter(processor, settings, camera, out, typestore,
-                                 OutputTopics.under(camera.namespace), colorize=args.colored, sparse=aligner)
+                                 OutputTopics.under(camera.namespace), colorize=args.colored,
+                                 sparse=SparseTrack(aligner, source.sparse_buffer) if aligner is not None else None)
         stopping = StopRequest().installed() if stop_requested is None else contextlib.nullcontext(None)
         try:
             with stopping as stop:

@@ -13,8 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from dav2_ros.errors import InputRejected
-from dav2_ros.conversions.image_codec import compressed_msg_to_array, image_msg_to_array
-from dav2_ros.geometry.depth_filters import TemporalFilter, TemporalOptions
+from dav2_ros.pipeline.camera import Camera, SparseTrack
 from dav2_ros.pipeline.frame_outputs import frame_outputs
 from dav2_ros.geometry.intrinsics import Intrinsics, IntrinsicsError
 from dav2_ros.offline.bag_frames import Frame, FrameSource, Passthrough
@@ -27,16 +26,13 @@ from dav2_ros.offline.bag_messages import (
 from dav2_ros.offline.bag_io import CAMERA_INFO_TYPE, IMAGE_TYPE
 from dav2_ros.offline.camera_topics import CameraTopics, join_topic
 from dav2_ros.offline.run_summary import RunStats
-from dav2_ros.pipeline.sparse_alignment import (FrameContext, SparseAligner, SparseOptions, fixed_conversion,
-                                                stamp_seconds)
 
 if TYPE_CHECKING:
-    import numpy as np
     from rosbags.typesys.store import Typestore
 
     from dav2_ros.pipeline.settings import NodeSettings
     from dav2_ros.offline.output_bag import OutputBag
-    from dav2_ros.pipeline.processing import Align, FrameProcessor, FrameResult
+    from dav2_ros.pipeline.processing import FrameProcessor, FrameResult
 
 NO_INFO_IN_BAG = "the bag has no CameraInfo for this camera"
 NO_INFO_YET = "no CameraInfo recorded at or before the frame"
@@ -76,22 +72,22 @@ class BagConverter:
         typestore: Typestore,
         topics: OutputTopics,
         colorize: bool = False,
-        sparse: SparseAligner | None = None,
+        sparse: SparseTrack | None = None,
     ) -> None:
-        """Set up the loop (`settings`: the node's, for the cloud and sparse options; `sparse`: the metric-scale
-        fit to a sparse depth topic, fed by the FrameSource's `sparse_buffer`); nothing runs until `run`."""
-        self._sparse = sparse
+        """Set up the loop (`settings`: the node's, for the cloud and sparse options; `sparse`: the fit to a sparse
+        depth topic and the FrameSource's `sparse_buffer` it reads); nothing runs until `run`."""
         self._processor = processor
         self._settings = settings
-        self._camera = camera
+        self._camera_topics = camera
+        # The camera's state as the node keeps it: the latest CameraInfo (the FrameSource's at each frame), the
+        # temporal filter (reset on stamp gaps, frame_id or size) and the sparse depth.
+        self.camera = Camera(self, compressed=camera.compressed, sparse=sparse)
+        self._stats = RunStats(frames_in_bag=0)  # the run's own from `run`
         self._output = output
         self._typestore = typestore
         self._topics = topics
         self._colorize = colorize
         self._copied: dict[int, object | None] = {}
-        # The camera's temporal filter, as the node keeps one per camera (reset on stamp gaps, frame_id or size).
-        self._temporal = None if settings.temporal_filter == "off" else TemporalFilter(
-            settings.temporal_filter, TemporalOptions(max_gap_s=settings.temporal_max_gap))
 
     def run(
         self,
@@ -101,6 +97,7 @@ class BagConverter:
         stop_requested: Callable[[], bool] = lambda: False,
     ) -> None:
         """Process every item of `source` until it ends or `stop_requested()` turns true between items."""
+        self._stats = stats  # the camera's events are counted here
         for item in source:
             if isinstance(item, Passthrough):
                 self._copy(item)
@@ -124,59 +121,33 @@ class BagConverter:
         stats.frames_read += 1
         started = time.perf_counter()
         try:
-            msg = self._typestore.deserialize_cdr(frame.raw, self._camera.image.msgtype)
+            msg = self._typestore.deserialize_cdr(frame.raw, self._camera_topics.image.msgtype)
         except Exception:  # noqa: BLE001  (any decode error means a damaged message)
             stats.failures["deserialize_failed"] += 1
             return
+        self.camera.set_camera_info(frame.camera_info)
         try:
-            if self._camera.compressed:
-                image, color_order = compressed_msg_to_array(msg)
-            else:
-                image, color_order = image_msg_to_array(msg)
-        except InputRejected as exc:
-            stats.failures[exc.reason] += 1
-            return
-        intrinsics = self._intrinsics(frame, image.shape[1], image.shape[0], stats)
-        try:
-            header = msg.header
-            result = self._processor.process(image, color_order, intrinsics, colorize=self._colorize,
-                                             align=self._align(msg.header, image, intrinsics, frame),
-                                             temporal=self._temporal,
-                                             stamp=header.stamp.sec + header.stamp.nanosec * 1e-9,
-                                             source=header.frame_id, cloud_rgb=self._settings.cloud_rgb)
-        except InputRejected as exc:  # e.g. an image the model cannot take
+            request = self.camera.request(msg, self._settings, colorize=self._colorize)
+            result = self._processor.process_batch([request])[0]
+            if isinstance(result, Exception):
+                raise result
+        except InputRejected as exc:  # a bad image, or one the model cannot take
             stats.failures[exc.reason] += 1
             return
         stats.record_frame(time.perf_counter() - started, result.timings)
         self._write(msg.header, frame.timestamp, result, stats)
 
-    def _align(self, header: object, image: np.ndarray, intrinsics: Intrinsics | None, frame: Frame) -> Align | None:
-        """The frame's sparse depth fit (as the node's `SparseInput.align_for`), or None without a sparse topic."""
-        settings = self._settings
-        options = SparseOptions.from_settings(settings)
-        if self._sparse is None or frame.sparse is None or not options.applies_to(settings.model_type):
-            return None
-        stamp = stamp_seconds(header.stamp)  # type: ignore[attr-defined]
-        context = FrameContext(stamp, header.frame_id, image.shape[1], image.shape[0],  # type: ignore[attr-defined]
-                               intrinsics, frame.sparse.closest(stamp))
-        aligner = self._sparse
-        return lambda output: aligner.conversion(output, context, options, settings.model_type == "metric",
-                                                 fixed_conversion(settings))
+    # The camera's `CameraEvents`: counted for the summary.
+    def no_camera_info(self) -> None:
+        """No CameraInfo in the bag for this camera, or none recorded before the frame."""
+        self._stats.clouds_skipped[NO_INFO_IN_BAG if self._camera_topics.info is None else NO_INFO_YET] += 1
 
-    def _intrinsics(self, frame: Frame, width: int, height: int, stats: RunStats) -> Intrinsics | None:
-        """The CameraInfo's intrinsics at the image's size (as the node scales them), or None with the
-        reason counted, when there is no usable CameraInfo (then no cloud and no depth/camera_info)."""
-        if frame.camera_info is None:
-            stats.clouds_skipped[NO_INFO_IN_BAG if self._camera.info is None else NO_INFO_YET] += 1
-            return None
-        try:
-            intrinsics = Intrinsics.from_camera_info(frame.camera_info)
-            if (intrinsics.width, intrinsics.height) != (width, height):
-                intrinsics = intrinsics.scaled_to(width, height)
-        except IntrinsicsError as exc:
-            stats.clouds_skipped[f"unusable CameraInfo ({exc.reason}: {exc.detail})"] += 1
-            return None
-        return intrinsics
+    def camera_info_scaled(self, info: Intrinsics, scaled: Intrinsics) -> None:
+        """The recorded CameraInfo is for another image size: scaled, as the node does (not counted)."""
+
+    def camera_info_unusable(self, error: IntrinsicsError) -> None:
+        """The recorded CameraInfo cannot give intrinsics for the frame."""
+        self._stats.clouds_skipped[f"unusable CameraInfo ({error.reason}: {error.detail})"] += 1
 
     def _write(self, header: object, timestamp: int, result: FrameResult, stats: RunStats) -> None:
         """Write what the node would publish for this result, with the input header and bag time."""

@@ -115,7 +115,8 @@ def _give_camera_info(cam: SimpleNamespace, info: CameraInfo) -> None:
     def held() -> bool:
         cam.info_pub.publish(info)
         time.sleep(0.2)
-        return cam.channel._camera_info is not None and cam.channel._camera_info.header.stamp == info.header.stamp
+        latest = cam.channel.camera.camera_info
+        return latest is not None and latest.header.stamp == info.header.stamp
     wait_until(held, TIMEOUT_S, f"the CameraInfo of camera {cam.name!r} in the node")
 
 

@@ -80,7 +80,7 @@ class TwoCameras:
             for camera in CAMERAS:  # best-effort input: repeat until both are in
                 self.infos[camera].publish(camera_info(camera))
             time.sleep(0.2)
-            return all(self.channels[c]._camera_info is not None for c in CAMERAS)
+            return all(self.channels[c].camera.camera_info is not None for c in CAMERAS)
 
         wait_until(have_info, TIMEOUT_S, "both CameraInfos in the node")
 
