@@ -84,8 +84,8 @@ def test_lifecycle_over_dds_from_a_missing_checkpoint_to_finalized(tmp_path):
 
         def quiet_while_inactive(first_sec: int) -> None:
             """Frames published for QUIET_S seconds produce nothing on any output (and nobody subscribes)."""
-            for collector in (*outputs.values(), diagnostics):
-                collector.clear()
+            for recorder in (*outputs.values(), diagnostics):
+                recorder.forget()
             deadline, sec = time.monotonic() + QUIET_S, first_sec
             while time.monotonic() < deadline:
                 info_pub.publish(camera_info())

@@ -2,8 +2,10 @@
 
 - `InProcessNode`: `DepthNode` in its own rclpy context with an executor thread, in this process.
 - `NodeProcess`: `python -m dav2_ros.node.depth_node --ros-args ...` as a subprocess, its output captured.
-- `DdsClient`: a test node in its own context that publishes inputs, collects outputs and calls
+- `DdsClient`: a test node in its own context that publishes inputs, records outputs and calls
   the node's parameter services.
+- `Recorder` (made by `DdsClient.collect`): what arrives on one topic -- the messages, their arrival times and
+  header stamps; the one recorder of the tests (node, replay and robustness).
 - `wait_until(predicate, timeout, what)`: a deadline loop that fails the test when time runs out.
 
 Nothing here mocks rclpy: messages cross a real DDS participant boundary. The caller sets
@@ -20,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
@@ -250,28 +253,87 @@ def stamp_key(stamp: Any) -> tuple[int, int]:
     return (int(stamp.sec), int(stamp.nanosec))
 
 
+@dataclass(frozen=True)
+class Arrival:
+    """When one message reached the client, and its header stamp."""
+
+    received: float  # time.time()
+    received_monotonic: float  # time.monotonic()
+    stamp: Optional[tuple[int, int]]  # the header's stamp_key; None for a message without a header
+
+    @property
+    def stamp_ns(self) -> int:
+        """The header stamp in nanoseconds."""
+        assert self.stamp is not None
+        return self.stamp[0] * 1_000_000_000 + self.stamp[1]
+
+    @property
+    def latency_s(self) -> float:
+        """Arrival time minus the header stamp (where stamps are the wall-clock times of publishing)."""
+        assert self.stamp is not None
+        return self.received - (self.stamp[0] + self.stamp[1] * 1e-9)
+
+
 class Recorder:
-    """Messages received on one topic, thread-safe, with deadline waits."""
+    """What arrives on one topic through a real subscription of `node` (`DdsClient.collect` makes one): every
+    arrival with its times and header stamp, and the messages themselves unless `keep_messages` is false (the
+    soak publishes thousands of depth images). Thread-safe, with deadline waits."""
 
-    def __init__(self, topic: str) -> None:
+    def __init__(self, node: Node, msg_type: type, topic: str, qos: QoSProfile = RELIABLE_QOS,
+                 keep_messages: bool = True) -> None:
         self.topic = topic
-        self._messages: list[Any] = []
+        self.keep_messages = keep_messages
         self._lock = threading.Lock()
+        self._arrivals: list[Arrival] = []
+        self._kept: list[tuple[Arrival, Any]] = []
+        node.create_subscription(msg_type, topic, self._receive, qos)
 
-    def __call__(self, msg: Any) -> None:
+    def _receive(self, msg: Any) -> None:
+        header = getattr(msg, "header", None)
+        arrival = Arrival(time.time(), time.monotonic(), None if header is None else stamp_key(header.stamp))
         with self._lock:
-            self._messages.append(msg)
+            self._arrivals.append(arrival)
+            if self.keep_messages:
+                self._kept.append((arrival, msg))
+
+    @property
+    def arrivals(self) -> list[Arrival]:
+        """Every arrival so far, in arrival order (`forget` keeps them)."""
+        with self._lock:
+            return list(self._arrivals)
+
+    def received(self) -> list[tuple[Arrival, Any]]:
+        """The kept messages with their arrivals, in arrival order."""
+        with self._lock:
+            return list(self._kept)
 
     @property
     def messages(self) -> list[Any]:
-        """A copy of everything received so far."""
-        with self._lock:
-            return list(self._messages)
+        """A copy of the kept messages, in arrival order."""
+        return [msg for _, msg in self.received()]
 
-    def clear(self) -> None:
-        """Forget everything received so far."""
+    def forget(self) -> None:
+        """Drop the messages received so far (not their arrivals)."""
         with self._lock:
-            self._messages.clear()
+            self._kept.clear()
+
+    def has(self, stamp: Any) -> bool:
+        """Whether a message with this header stamp arrived."""
+        key = stamp_key(stamp)
+        with self._lock:
+            return any(a.stamp == key for a in self._arrivals)
+
+    def get(self, stamp: Any) -> Optional[Any]:
+        """The last kept message with this header stamp, if any."""
+        key = stamp_key(stamp)
+        return next((msg for arrival, msg in reversed(self.received()) if arrival.stamp == key), None)
+
+    def by_stamp(self) -> dict[int, Arrival]:
+        """The arrivals keyed by header stamp in ns; the first one of a stamp wins."""
+        found: dict[int, Arrival] = {}
+        for arrival in self.arrivals:
+            found.setdefault(arrival.stamp_ns, arrival)
+        return found
 
     def wait_for(self, match: Callable[[Any], bool] = lambda _: True, timeout: float = DEFAULT_TIMEOUT_S,
                  on_wait: Optional[Callable[[], None]] = None) -> Any:
@@ -309,11 +371,10 @@ class DdsClient:
         """A publisher on `topic`."""
         return self.node.create_publisher(msg_type, topic, qos)
 
-    def collect(self, msg_type: type, topic: str, qos: QoSProfile = RELIABLE_QOS) -> Recorder:
-        """Start collecting messages on `topic`."""
-        recorder = Recorder(topic)
-        self.node.create_subscription(msg_type, topic, recorder, qos)
-        return recorder
+    def collect(self, msg_type: type, topic: str, qos: QoSProfile = RELIABLE_QOS,
+                keep_messages: bool = True) -> Recorder:
+        """Start recording what arrives on `topic`."""
+        return Recorder(self.node, msg_type, topic, qos, keep_messages)
 
     def wait_for_subscribers(self, publisher: Any, count: int = 1, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         """Until `publisher` has matched `count` subscriptions (discovery done)."""

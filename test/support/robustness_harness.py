@@ -3,8 +3,8 @@
 - `Camera`: a real frame (TUM RGB-D's Kinect image) at a chosen size with its CameraInfo scaled to
   it, and an independent check that the node's depth, depth CameraInfo and cloud for it are right.
 - `NodeRig`: the node as a subprocess in its own namespace plus a DDS client that publishes inputs,
-  records outputs with their arrival times, follows the node's /diagnostics counters and samples
-  the node's RSS.
+  records outputs with their arrival times (`node_harness.Recorder`), follows the node's /diagnostics
+  counters and samples the node's RSS.
 - `run_stream`, `run_burst`, `run_soak`, `run_restart`: the overload, burst, soak and kill/restart
   scenarios as functions that return their figures (the CI tests call them short, the slow tests
   and the script long).
@@ -34,7 +34,17 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
 from bags import read_topics
-from node_harness import PROJECT_DIR, DdsClient, NodeProcess, cloud_fields, image_array, stamp_key, wait_until
+from node_harness import (
+    PROJECT_DIR,
+    Arrival,
+    DdsClient,
+    NodeProcess,
+    Recorder,
+    cloud_fields,
+    image_array,
+    stamp_key,
+    wait_until,
+)
 
 BAGS_DIR = PROJECT_DIR / "test" / "data" / "bags"
 
@@ -170,61 +180,6 @@ def pinhole_points(depth: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------------- recording
 @dataclass(frozen=True)
-class Arrival:
-    """One output as the client saw it: wall-clock arrival, its header stamp and size."""
-
-    received: float
-    stamp: tuple[int, int]
-    height: int
-    width: int
-
-    @property
-    def latency_s(self) -> float:
-        """Arrival time minus the image stamp (the stamps are wall-clock times of publishing)."""
-        return self.received - (self.stamp[0] + self.stamp[1] * 1e-9)
-
-
-class Recorder:
-    """Messages on one topic with their arrival times; keeps the messages themselves only if asked
-    (the soak publishes thousands of depth images)."""
-
-    def __init__(self, topic: str, keep_messages: bool = True) -> None:
-        self.topic = topic
-        self.keep_messages = keep_messages
-        self._lock = threading.Lock()
-        self._arrivals: list[Arrival] = []
-        self._messages: dict[tuple[int, int], Any] = {}
-
-    def __call__(self, msg: Any) -> None:
-        now = time.time()
-        key = stamp_key(msg.header.stamp)
-        with self._lock:
-            self._arrivals.append(Arrival(now, key, int(getattr(msg, "height", 0)), int(getattr(msg, "width", 0))))
-            if self.keep_messages:
-                self._messages[key] = msg
-
-    @property
-    def arrivals(self) -> list[Arrival]:
-        with self._lock:
-            return list(self._arrivals)
-
-    def get(self, stamp: Any) -> Optional[Any]:
-        """The message with this header stamp, if it arrived (and messages are kept)."""
-        with self._lock:
-            return self._messages.get(stamp_key(stamp))
-
-    def has(self, stamp: Any) -> bool:
-        key = stamp_key(stamp)
-        with self._lock:
-            return any(a.stamp == key for a in self._arrivals)
-
-    def forget(self) -> None:
-        """Drop the kept messages (not the arrivals)."""
-        with self._lock:
-            self._messages.clear()
-
-
-@dataclass(frozen=True)
 class Diag:
     """One /diagnostics status of the node under test."""
 
@@ -320,9 +275,7 @@ class NodeRig:
 
     def _record(self, msg_type: type, topic: str) -> Recorder:
         assert self.client is not None
-        recorder = Recorder(f"{self.namespace}/{topic}", self._keep)
-        self.client.node.create_subscription(msg_type, recorder.topic, recorder, _OUTPUT_QOS)
-        return recorder
+        return self.client.collect(msg_type, f"{self.namespace}/{topic}", _OUTPUT_QOS, keep_messages=self._keep)
 
     def stop_node(self, sig: int = signal.SIGINT, timeout: float = 60.0) -> int:
         """Stop the node with `sig` and return its exit code (the client stays)."""
