@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from bag_replayer import BagReplayer, OutputRecorder
+from bag_replayer import BagReplayer, record_outputs
 from bags import looped, read_bag, stamp_ns, write_bag
 from standin import offline_args, reliable_input_params, standin_params
 from dav2_ros.offline import bag_to_depth
-from node_harness import DdsClient, NodeProcess, cloud_fields, image_array, wait_until
+from node_harness import DdsClient, NodeProcess, Recorder, cloud_fields, image_array, wait_until
 
 pytestmark = pytest.mark.ros
 
@@ -56,9 +56,9 @@ def cloud_z(msg) -> np.ndarray:
     return np.frombuffer(points[..., z.offset:z.offset + 4].tobytes(), dtype="<f4").reshape(msg.height, msg.width)
 
 
-def wait_for_every_stamp(recorder: OutputRecorder, topic: str, stamps: list[int], timeout: float = 30.0) -> None:
-    """Until `topic` has a message for every stamp."""
-    wait_until(lambda: set(stamps) <= set(recorder.by_stamp(topic)), timeout, f"{topic} for every frame")
+def wait_for_every_stamp(recorder: Recorder, stamps: list[int], timeout: float = 30.0) -> None:
+    """Until the recorder's topic has a message for every stamp."""
+    wait_until(lambda: set(stamps) <= set(recorder.by_stamp()), timeout, f"{recorder.topic} for every frame")
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -86,17 +86,17 @@ def test_live_replay_equals_offline(name: str, bags_dir: pathlib.Path, tmp_path:
     node_params = {**params, "use_sim_time": True, **reliable_input_params(camera, info)}
     with NodeProcess(node_params, remaps={image_input: absolute(camera), "camera_info": info},
                      namespace=ns) as node, DdsClient("replay_client") as client:
-        recorder = OutputRecorder(client, outputs)
-        replayer = BagReplayer(client, camera, f"{ns}/depth/image", recorder)
+        recorders = record_outputs(client, outputs)
+        replayer = BagReplayer(client, camera, f"{ns}/depth/image", recorders)
         try:
             replayer.connect(messages, timeout=STARTUP_TIMEOUT_S)
             replayer.play_lockstep(messages, timeout=120.0)
             frames = [stamp_ns(m.msg) for m in messages if m.topic == camera]
             for topic in outputs:  # the cloud and CameraInfo follow the depth image
-                wait_for_every_stamp(recorder, topic, frames)
+                wait_for_every_stamp(recorders[topic], frames)
         except AssertionError as error:
             raise AssertionError(f"{error}\nnode output:\n{node.output}") from None
-    live = {topic: [item.msg for item in recorder.messages(topic)] for topic in outputs}
+    live = {topic: recorders[topic].messages for topic in outputs}
 
     assert sorted(offline) == sorted(live)
     for topic in outputs:  # same frames, same stamps, same frame_id, nothing extra

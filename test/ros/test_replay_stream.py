@@ -10,7 +10,7 @@ import pathlib
 import pytest
 from sensor_msgs.msg import Image
 
-from bag_replayer import BagReplayer, OutputRecorder
+from bag_replayer import BagReplayer, record_outputs
 from bags import looped, read_bag, stamp_ns
 from standin import standin_params
 from node_harness import DdsClient, NodeProcess
@@ -34,14 +34,14 @@ def test_stream_of_200_looped_frames(bags_dir: pathlib.Path, tmp_path: pathlib.P
     params = {**standin_params(empty), "use_sim_time": True, "qos.output_depth": 10}
     with NodeProcess(params, remaps={"image": CAMERA}, namespace="/camera/color") as node, \
             DdsClient("stream_client") as client:
-        recorder = OutputRecorder(client, {DEPTH: Image})
-        replayer = BagReplayer(client, CAMERA, DEPTH, recorder)
+        recorders = record_outputs(client, {DEPTH: Image})
+        replayer = BagReplayer(client, CAMERA, DEPTH, recorders)
         try:
             replayer.connect(stream, timeout=180.0)
         except AssertionError as error:
             raise AssertionError(f"{error}\nnode output:\n{node.output}") from None
         report = replayer.play_stream(stream, rate=1.0, drain_s=10.0)
-        received = [stamp_ns(item.msg) for item in recorder.messages(DEPTH)]
+        received = [stamp_ns(msg) for msg in recorders[DEPTH].messages]
 
     summary = report.to_dict()
     (tmp_path / "stream_report.json").write_text(json.dumps(summary, indent=2) + "\n")

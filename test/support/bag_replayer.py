@@ -1,13 +1,11 @@
 """Rosbag replay into the live node: `BagReplayer` publishes a bag's messages (read with `bags`) on their
-topics with `/clock` (sim time) into a running node, and `OutputRecorder` records what the node publishes
-(see their docstrings).
+topics with `/clock` (sim time) into a running node, and `record_outputs` records what the node publishes
+(node_harness.Recorder; see their docstrings).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -19,52 +17,17 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 
 from bags import NS_PER_S, BagMessage, rclpy_message, stamp_ns
-from node_harness import DdsClient
+from node_harness import DdsClient, Recorder
 
 
-# ----------------------------------------------------------------------------------- ROS side
-@dataclasses.dataclass(frozen=True)
-class Received:
-    """One message the node published, with its arrival time (time.monotonic())."""
-
-    topic: str
-    msg: Any
-    arrived: float
+# Outputs are recorded reliable with a deep history: no answer is lost while the replay publishes.
+OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=500, reliability=ReliabilityPolicy.RELIABLE)
 
 
-class OutputRecorder:
-    """Subscribes (reliable, deep history) to the node's output topics and keeps every message."""
-
-    def __init__(self, client: DdsClient, topics: Mapping[str, type]) -> None:
-        """`topics`: output topic -> rclpy message class."""
-        self._lock = threading.Lock()
-        self._received: dict[str, list[Received]] = {topic: [] for topic in topics}
-        self._client = client
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=500, reliability=ReliabilityPolicy.RELIABLE)
-        for topic, msg_type in topics.items():
-            client.node.create_subscription(msg_type, topic, functools.partial(self._store, topic), qos)
-
-    def _store(self, topic: str, msg: Any) -> None:
-        arrived = time.monotonic()
-        with self._lock:
-            self._received[topic].append(Received(topic, msg, arrived))
-
-    def messages(self, topic: str) -> list[Received]:
-        """Everything received on `topic` so far, in arrival order."""
-        with self._lock:
-            return list(self._received[topic])
-
-    def by_stamp(self, topic: str) -> dict[int, Received]:
-        """Received messages of `topic` keyed by header stamp (ns); the first one wins."""
-        found: dict[int, Received] = {}
-        for item in self.messages(topic):
-            found.setdefault(stamp_ns(item.msg), item)
-        return found
-
-    def wait_for_publishers(self, timeout: float = 60.0) -> None:
-        """Until every recorded topic has a publisher (the node is up and discovered)."""
-        for topic in self._received:
-            self._client.wait_for_publishers(topic, timeout=timeout)
+def record_outputs(client: DdsClient, topics: Mapping[str, type]) -> dict[str, Recorder]:
+    """A recorder on each of the node's output topics (`topics`: topic -> rclpy message class), keeping every
+    message."""
+    return {topic: client.collect(msg_type, topic, OUTPUT_QOS) for topic, msg_type in topics.items()}
 
 
 @dataclasses.dataclass
@@ -104,16 +67,17 @@ class BagReplayer:
     and `play_stream` (paced by bag time like `ros2 bag play`: the node drops what it cannot keep up with).
     """
 
-    def __init__(self, client: DdsClient, camera_topic: str, output_topic: str, recorder: OutputRecorder) -> None:
+    def __init__(self, client: DdsClient, camera_topic: str, output_topic: str,
+                 recorders: Mapping[str, Recorder]) -> None:
+        """`recorders`: the node's outputs (`record_outputs`); `output_topic` is one of them."""
         self._client = client
         self._camera_topic = camera_topic
         self._output_topic = output_topic
-        self._recorder = recorder
+        self._recorders = dict(recorders)
+        self._answers = self._recorders[output_topic]
         self._publishers: dict[str, Any] = {}
         self._clock = client.publisher(Clock, "/clock")
-        self._diagnostics: list[tuple[float, DiagnosticArray]] = []  # (arrival, message)
-        client.node.create_subscription(DiagnosticArray, "/diagnostics",
-                                        lambda msg: self._diagnostics.append((time.monotonic(), msg)), 10)
+        self._diagnostics = client.collect(DiagnosticArray, "/diagnostics", 10)
         self.published_at: dict[int, float] = {}  # camera frame stamp -> time.monotonic() at (last) publish
         self.resent = 0  # lockstep frames published again after going unanswered
 
@@ -129,7 +93,8 @@ class BagReplayer:
         for m in messages:
             self._publisher(m)
         self._client.wait_for_subscribers(self._publishers[self._camera_topic], timeout=timeout)
-        self._recorder.wait_for_publishers(timeout)
+        for topic in self._recorders:  # every recorded output has a publisher: the node is up and discovered
+            self._client.wait_for_publishers(topic, timeout=timeout)
         time.sleep(settle_s)
 
     def publish(self, m: BagMessage) -> None:
@@ -160,7 +125,7 @@ class BagReplayer:
             deadline = time.monotonic() + timeout
 
             def answered() -> bool:
-                return stamp in self._recorder.by_stamp(self._output_topic)
+                return stamp in self._answers.by_stamp()
 
             while not answered():
                 if time.monotonic() > deadline:
@@ -186,7 +151,7 @@ class BagReplayer:
         wanted = set(frames)
 
         def answered() -> set[int]:
-            return wanted & set(self._recorder.by_stamp(self._output_topic))
+            return wanted & set(self._answers.by_stamp())
 
         if frames:  # wait until the last frame is answered or nothing new arrives for a while
             last_count, quiet_since = -1, time.monotonic()
@@ -195,17 +160,17 @@ class BagReplayer:
                 if count != last_count:
                     last_count, quiet_since = count, time.monotonic()
                 time.sleep(0.05)
-        outputs = self._recorder.by_stamp(self._output_topic)
-        latencies = [(outputs[s].arrived - self.published_at[s]) * 1e3 for s in frames if s in outputs]
-        last_output = max((item.arrived for item in outputs.values()), default=time.monotonic())
+        outputs = self._answers.by_stamp()
+        latencies = [(outputs[s].received_monotonic - self.published_at[s]) * 1e3 for s in frames if s in outputs]
+        last_output = max((item.received_monotonic for item in outputs.values()), default=time.monotonic())
         return ReplayReport(len(frames), len(latencies), latencies, self.node_diagnostics(after=last_output))
 
     def node_diagnostics(self, after: float = 0.0, timeout: float = 5.0) -> dict[str, str]:
         """The key/values of the first /diagnostics status that arrived after `after` (time.monotonic()),
         waiting up to `timeout` s for one (the node publishes them at 1 Hz); empty if none came."""
         def fresh() -> dict[str, str] | None:
-            for arrived, array in list(self._diagnostics):
-                if arrived > after and array.status:
+            for arrival, array in self._diagnostics.received():
+                if arrival.received_monotonic > after and array.status:
                     return {kv.key: kv.value for kv in array.status[0].values}
             return None
 
