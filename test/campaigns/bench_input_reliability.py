@@ -4,7 +4,7 @@ the best-effort default against `reliable`, interleaved (run after run) so both 
 
 Counts are the node's own (`frames_in` in /diagnostics); see test/support/reliability_probe.py for the set-up.
 
-    ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=47 .venv/bin/python benchmarks/bench_input_reliability.py
+    ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=47 .venv/bin/python test/campaigns/bench_input_reliability.py
     ... --sizes 640x480 1280x720 --frames 100 --rate 10 --repeats 2
 
 Prints a markdown table and writes JSON to benchmarks/results/bench_input_reliability.json (git-ignored).
@@ -20,7 +20,7 @@ import pathlib
 import sys
 import tempfile
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 sys.path[:0] = [str(ROOT), str(ROOT / "test" / "support"), str(ROOT / "benchmarks")]
 

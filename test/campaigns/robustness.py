@@ -3,7 +3,7 @@
 their figures: a 30 Hz camera into a ~1 s/frame model, a burst of 200 frames, a 2,000-frame soak, a
 SIGKILL + restart under a running publisher, and (through pytest) the bad-input table.
 
-    ROS_DOMAIN_ID=32 nice python scripts/robustness.py --out robustness_results
+    ROS_DOMAIN_ID=32 nice python test/campaigns/robustness.py --out robustness_results
 
 Writes <out>/robustness.json (every figure) and <out>/robustness.md (the tables). Exit code 1 when a
 node crashed, printed a traceback, or a scenario broke its bounds (queue, newest-first, latency, RSS).
@@ -21,7 +21,7 @@ import sys
 import time
 from typing import Any, Callable
 
-PROJECT_DIR = pathlib.Path(__file__).resolve().parent.parent
+PROJECT_DIR = pathlib.Path(__file__).resolve().parents[2]
 SUPPORT_DIR = PROJECT_DIR / "test" / "support"
 
 # DDS stays on this machine, in a domain of its own, before anything loads rclpy.
