@@ -3,7 +3,7 @@ into the real node running vits at input_size 364 on one CPU thread (0.5-1 s per
 266 a Zen 4 core took 0.29 s, too fast to overload: the model is genuinely slow, nothing in the product is
 slowed for the test). The queue stays bounded,
 the newest frame wins, latency (arrival of the depth image minus the image stamp) stays bounded and
-does not grow, and the node's RSS stays flat. CI runs 10 s; the slow test (and scripts/robustness.py)
+does not grow, and the node's RSS stays flat. CI runs 10 s; the slow test (and test/campaigns/robustness.py)
 runs 60 s."""
 
 from __future__ import annotations

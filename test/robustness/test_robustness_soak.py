@@ -1,6 +1,6 @@
 """Soak: many frames at a small input size through the real node, with the node's RSS sampled from
 outside (psutil). CI sends 150 frames and bounds the RSS growth generously; the slow test (and
-scripts/robustness.py) sends 2,000 and compares latency and memory at the start and the end."""
+test/campaigns/robustness.py) sends 2,000 and compares latency and memory at the start and the end."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """`qos.input_reliability`: with `reliable`, every raw 1280x720 frame (2.7 MB, bgr8) of a reliable publisher
 reaches the node, counted by the node itself (`frames_in` in /diagnostics). The best-effort default is measured
-next to it by benchmarks/bench_input_reliability.py (how many it loses depends on the machine's DDS buffers)."""
+next to it by test/campaigns/bench_input_reliability.py (how many it loses depends on the machine's DDS buffers)."""
 
 import pytest
 

@@ -1,6 +1,6 @@
 """Counts how many raw frames from a reliable publisher reach the depth node (its `frames_in` counter in
 /diagnostics) for a given `qos.input_reliability`: the measurement behind that parameter, shared by
-test_node_input_qos.py (reliable: every frame) and benchmarks/bench_input_reliability.py (both, side by side).
+test_node_input_qos.py (reliable: every frame) and test/campaigns/bench_input_reliability.py (both, side by side).
 
 The node runs as a subprocess (its own DDS participant and interpreter, as in a deployment) on stand-in
 weights at a small input size; the test side publishes gray bgr8 frames at a camera-like rate, then reads the

@@ -1,4 +1,4 @@
-"""The depth node under stress, for the robustness tests and scripts/robustness.py.
+"""The depth node under stress, for the robustness tests and test/campaigns/robustness.py.
 
 - `Camera`: a real frame (TUM RGB-D's Kinect image) at a chosen size with its CameraInfo scaled to
   it, and an independent check that the node's depth, depth CameraInfo and cloud for it are right.
