@@ -18,9 +18,9 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
 from dav2_ros.conversions.buffers import ReusedByteArrays
-from dav2_ros.pipeline.frame_outputs import expected_outputs, frame_outputs
+from dav2_ros.pipeline.frame_outputs import OUTPUT_MESSAGES, expected_outputs, frame_outputs
 from dav2_ros.geometry.intrinsics import Intrinsics, IntrinsicsError, distortion_is_nonzero
-from dav2_ros.node.messages import image_msg, pointcloud_msg
+from dav2_ros.node.messages import MESSAGE_BUILDERS
 from dav2_ros.node.throttled_log import ThrottledLog
 from dav2_ros.node.sparse_input import SparseInput
 from dav2_ros.pipeline.settings import NodeSettings
@@ -205,10 +205,4 @@ class CameraChannel:
         """Every output of one frame with the input image's header (stamp and frame_id)."""
         self.stats.filters_applied(result.valid_pixels, result.flying_pixels, self.camera.temporal)
         for name, fields in frame_outputs(result, settings.cloud_layout, self.listened(), self._payloads):
-            publisher = self._publishers[name]
-            if name == "points":
-                publisher.publish(pointcloud_msg(header, fields))
-            elif name == "depth_info":
-                publisher.publish(CameraInfo(header=header, **fields))
-            else:
-                publisher.publish(image_msg(header, fields))
+            self._publishers[name].publish(MESSAGE_BUILDERS[OUTPUT_MESSAGES[name]](header, fields))

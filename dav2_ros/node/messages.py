@@ -6,7 +6,7 @@ layouts; this module only wraps them in rclpy message classes, with the input im
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
@@ -46,6 +46,16 @@ def _with_payload(msg: Any, data: Any) -> Any:
     the buffer protocol) and the middleware serializes it -- none of which the Python side can avoid."""
     msg.data = data
     return msg
+
+
+def camera_info_msg(header: Header, fields: Mapping[str, Any]) -> CameraInfo:
+    """A CameraInfo from `camera_info_fields` output."""
+    return CameraInfo(header=header, **fields)
+
+
+#: The builder of each `frame_outputs.OUTPUT_MESSAGES` type: (header, fields) -> rclpy message.
+MESSAGE_BUILDERS: dict[str, Callable[[Header, Mapping[str, Any]], Any]] = {
+    "Image": image_msg, "CameraInfo": camera_info_msg, "PointCloud2": pointcloud_msg}
 
 
 def depth_camera_info(header: Header, intrinsics: Intrinsics) -> CameraInfo:

@@ -6,7 +6,7 @@ layouts; this module only adapts them to rosbags' classes (numpy byte arrays, Po
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -69,3 +69,9 @@ def camera_info_message(typestore: Typestore, header: object, fields: Mapping[st
     values = {key: (np.asarray(value, dtype=np.float64) if key in ("d", "k", "r", "p") else value)
               for key, value in fields.items()}
     return cls(header=header, roi=roi, **values)
+
+
+#: The bag message type and builder of each `frame_outputs.OUTPUT_MESSAGES` type.
+MESSAGE_BUILDERS: dict[str, tuple[str, Callable[[Typestore, object, Mapping[str, Any]], object]]] = {
+    "Image": (IMAGE_TYPE, image_message), "CameraInfo": (CAMERA_INFO_TYPE, camera_info_message),
+    "PointCloud2": (POINTCLOUD_TYPE, pointcloud_message)}

@@ -14,16 +14,10 @@ from typing import TYPE_CHECKING
 
 from dav2_ros.errors import InputRejected
 from dav2_ros.pipeline.camera import Camera, SparseTrack
-from dav2_ros.pipeline.frame_outputs import frame_outputs
+from dav2_ros.pipeline.frame_outputs import OUTPUT_MESSAGES, frame_outputs
 from dav2_ros.geometry.intrinsics import Intrinsics, IntrinsicsError
 from dav2_ros.offline.bag_frames import Frame, FrameSource, Passthrough
-from dav2_ros.offline.bag_messages import (
-    POINTCLOUD_TYPE,
-    camera_info_message,
-    image_message,
-    pointcloud_message,
-)
-from dav2_ros.offline.bag_io import CAMERA_INFO_TYPE, IMAGE_TYPE
+from dav2_ros.offline.bag_messages import MESSAGE_BUILDERS
 from dav2_ros.offline.camera_topics import CameraTopics, join_topic
 from dav2_ros.offline.run_summary import RunStats
 
@@ -153,10 +147,6 @@ class BagConverter:
         """Write what the node would publish for this result, with the input header and bag time."""
         ts, out, topics = self._typestore, self._output, self._topics
         for name, fields in frame_outputs(result, self._settings.cloud_layout):
-            if name == "points":
-                out.write(topics.points, POINTCLOUD_TYPE, timestamp, pointcloud_message(ts, header, fields))
-            elif name == "depth_info":
-                out.write(topics.depth_info, CAMERA_INFO_TYPE, timestamp, camera_info_message(ts, header, fields))
-            else:
-                out.write(getattr(topics, name), IMAGE_TYPE, timestamp, image_message(ts, header, fields))
+            msgtype, build = MESSAGE_BUILDERS[OUTPUT_MESSAGES[name]]
+            out.write(getattr(topics, name), msgtype, timestamp, build(ts, header, fields))
             stats.count_written(name)
