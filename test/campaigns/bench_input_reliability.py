@@ -22,10 +22,10 @@ import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-sys.path[:0] = [str(ROOT), str(ROOT / "test" / "support"), str(ROOT / "benchmarks")]
+sys.path[:0] = [str(ROOT), str(ROOT / "test" / "support")]
 
-from bench_model import cpu_name  # noqa: E402
 from reliability_probe import count_arrivals  # noqa: E402
+from robustness_harness import cpu_model  # noqa: E402
 
 
 def main() -> int:
@@ -46,14 +46,14 @@ def main() -> int:
                     rows.append(dataclasses.asdict(arrivals))
                     print(f"{size} {reliability}: {arrivals.frames_in}/{arrivals.sent}", flush=True)
     load = pathlib.Path("/proc/loadavg").read_text().split()[:3]
-    print(f"\nCPU: {cpu_name()}; load average {' '.join(load)}; {args.rate:g} Hz reliable publisher, Fast DDS, "
+    print(f"\nCPU: {cpu_model()}; load average {' '.join(load)}; {args.rate:g} Hz reliable publisher, Fast DDS, "
           "loopback\n")
     print("| frames | qos.input_reliability | reached the node |\n|---|---|---|")
     for row in rows:
         print(f"| {row['width']}x{row['height']} bgr8 | {row['reliability']} | {row['frames_in']} of {row['sent']} |")
     out = ROOT / "benchmarks" / "results" / "bench_input_reliability.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"cpu": cpu_name(), "loadavg": load, "rate_hz": args.rate, "runs": rows}, indent=2))
+    out.write_text(json.dumps({"cpu": cpu_model(), "loadavg": load, "rate_hz": args.rate, "runs": rows}, indent=2))
     return 0
 
 

@@ -791,14 +791,19 @@ def run_restart(namespace: str, camera: Camera, rate_hz: float = 5.0, outputs_af
         rig.close()
 
 
-def environment_note() -> str:
-    """The machine the figures come from (they depend on it): CPU model, cores, load, memory."""
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo ("unknown CPU" where it says none)."""
     model = "unknown CPU"
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
             model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), model)
     except OSError:
         pass
+    return model
+
+
+def environment_note() -> str:
+    """The machine the figures come from (they depend on it): CPU model, cores, load, memory."""
     load = os.getloadavg()
-    return (f"{model}, {os.cpu_count()} cores, load average {load[0]:.1f} (1 min) / {load[2]:.1f} (15 min) at the "
-            f"end, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM")
+    return (f"{cpu_model()}, {os.cpu_count()} cores, load average {load[0]:.1f} (1 min) / {load[2]:.1f} (15 min) "
+            f"at the end, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM")
