@@ -21,6 +21,7 @@ from dav2_ros.engines.registry import ENGINES, create_engine, resolve_backend
 from dav2_ros.engines.torch_engine import TorchEngine
 
 from dav2_ros.engines.torch_runtime.device import Precision, PrecisionChoice, resolve_device, resolve_precision
+from dav2_ros.engines.torch_runtime.device_frame import DeviceFramePath, GraphCapture
 from dav2_ros.engines.preprocess import (ColorOrder, FastPreprocessor, PreprocessMode, check_color_order,
                                          check_image, exact_preprocess)
 from dav2_ros.weights.standin_weights import reference_state_dict
@@ -88,6 +89,23 @@ class DepthEstimator:
     def describe_engine(self) -> str:
         """One line: which engine runs, how, and why it was picked (the start-up log says it)."""
         return f"{self.engine.describe()} [{self.backend_reason}]"
+
+    def device_frame_path(self, *, min_depth: float, max_depth: float, cuda_graphs: bool = False,
+                          max_geometries: int = 1, points: bool = True, edge_threshold: float = 0.0,
+                          edge_dilation: int = 0, capture: GraphCapture | None = None) -> DeviceFramePath:
+        """A new on-device frame path for this estimator (`torch_runtime.device_frame.DeviceFramePath`, whose
+        arguments these are): whole metric frames on `device`, with the fast preprocessing whatever `preprocess` is.
+        What `FrameProcessor(on_device=...)` runs.
+
+        Raises:
+            ValueError: the backend is not torch (the path runs the torch network itself), or an option that
+                `DeviceFramePath` refuses (CUDA graphs off CUDA, an empty validity range).
+        """
+        if self._torch is None:
+            raise ValueError(f"the on-device frame path runs backend torch only, not {self.backend}")
+        return DeviceFramePath(self, min_depth=min_depth, max_depth=max_depth, cuda_graphs=cuda_graphs,
+                               max_geometries=max_geometries, points=points, capture=capture,
+                               edge_threshold=edge_threshold, edge_dilation=edge_dilation)
 
     # ----- construction -------------------------------------------------------------------------------------
     @classmethod

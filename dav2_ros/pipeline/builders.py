@@ -115,23 +115,24 @@ def prepare_estimator(estimator: DepthEstimator, settings: NodeSettings, logger:
 def build_processor(estimator: DepthEstimator, settings: NodeSettings) -> FrameProcessor:
     """The frame processor for `settings`: the device path on CUDA, with CUDA graphs on request (only there; see
     `warn_unusable`), keeping buffers for as many frame geometries as there are cameras."""
-    cuda = getattr(estimator.device, "type", "cpu") == "cuda" and getattr(estimator, "backend", "torch") == "torch"
+    cuda = estimator.device.type == "cuda" and estimator.backend == "torch"
     return FrameProcessor(estimator, processing_settings(settings), cuda_graphs=settings.cuda_graphs and cuda,
                           max_geometries=max(1, len(settings.cameras)))
 
 
 def warn_unusable(estimator: DepthEstimator, settings: NodeSettings, logger: Any) -> None:
     """Say once at start which requested options this machine ignores (CUDA graphs without CUDA)."""
-    if settings.cuda_graphs and getattr(estimator.device, "type", "cpu") != "cuda":
+    if settings.cuda_graphs and estimator.device.type != "cuda":
         logger.warning(f"cuda_graphs is true but the model runs on {estimator.device}: CUDA graphs need a CUDA "
                        "device, ignoring it")
 
 
 def batches_cameras(settings: NodeSettings, device: Any) -> bool:
     """Whether waiting frames of several cameras go through the network as one batch: `batch_cameras` on, or
-    auto on CUDA (on the CPU a batch measured no faster than its frames one by one, and delays the first)."""
+    auto on CUDA (on the CPU a batch measured no faster than its frames one by one, and delays the first).
+    `device`: the estimator's (a torch.device)."""
     if settings.batch_cameras == "auto":
-        return getattr(device, "type", "cpu") == "cuda"
+        return device.type == "cuda"
     return settings.batch_cameras == "on"
 
 
@@ -154,8 +155,7 @@ def warm_up(processor: FrameProcessor, settings: NodeSettings) -> float:
     focal = _WARMUP_FOCAL_WIDTHS * width
     camera = Intrinsics(fx=focal, fy=focal, cx=(width - 1) / 2, cy=(height - 1) / 2, width=width, height=height)
     batch_sizes = [1]
-    device = getattr(processor.estimator, "device", None)
-    if batches_cameras(settings, device) and len(settings.cameras) > 1 and (
+    if batches_cameras(settings, processor.estimator.device) and len(settings.cameras) > 1 and (
             settings.compile != "off" or settings.cuda_graphs):
         batch_sizes.append(len(settings.cameras))  # compiled graphs and CUDA graphs are per batch size
     start = time.perf_counter()
@@ -175,8 +175,8 @@ def describe_estimator(estimator: DepthEstimator, settings: NodeSettings, source
                  + (f" (max_depth {config.max_depth:g} m)" if config.model_type == "metric" else ""),
         "weights": source,
         "device": str(estimator.device),
-        "backend": getattr(estimator, "backend", "torch"),
-        "engine": estimator.describe_engine() if hasattr(estimator, "describe_engine") else "torch",
+        "backend": estimator.backend,
+        "engine": estimator.describe_engine(),
         "precision": estimator.precision,
         "preprocess": estimator.preprocess,
         "input_size": str(settings.input_size),

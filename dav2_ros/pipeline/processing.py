@@ -46,16 +46,67 @@ class _ModelConfig(Protocol):
     max_depth: float
 
 
+class _Device(Protocol):
+    """Where an estimator runs, in torch's words (a ``torch.device``)."""
+
+    @property
+    def type(self) -> str:
+        """``"cpu"``, ``"cuda"``, ..."""
+        ...
+
+
+class DeviceFrame(Protocol):
+    """One frame from a ``DevicePath`` (``engines.torch_runtime.device_frame.DeviceFrame``): views of buffers that
+    the path's next run overwrites."""
+
+    depth: np.ndarray
+    xyz: np.ndarray | None
+    timings: dict[str, float]  # seconds: "upload", "device", "download"
+    valid_pixels: int
+    flying_pixels: int
+
+
+class DevicePath(Protocol):
+    """The on-device frame path (``engines.torch_runtime.device_frame.DeviceFramePath``): preprocessing, network,
+    upsampling, validity mask, flying-pixel filter and back-projection of same-size frames on the estimator's
+    device, with one upload and one download."""
+
+    def run_batch(self, images: Sequence[np.ndarray], input_size: int, color_order: ColorOrder,
+                  cameras: Sequence[Intrinsics | None], stride: int = 1) -> Sequence[DeviceFrame]: ...
+
+
 class Estimator(Protocol):
-    """What ``FrameProcessor`` needs of ``dav2_ros.engines.estimator.DepthEstimator``."""
+    """What ``FrameProcessor`` (and ``pipeline.builders``) need of an estimator; ``dav2_ros.engines.estimator.
+    DepthEstimator`` is the real one.
+
+    Attributes:
+        config: the model's type (``"metric"``/``"relative"``) and the metric head's ``max_depth``.
+        last_timings: seconds of the last ``infer``/``infer_batch`` call per stage.
+        device: where the network runs (``device.type == "cuda"`` picks the device path by default).
+        backend: the engine that runs the network (``"torch"``, ``"openvino"``, ``"onnxruntime"``); only
+            ``"torch"`` has an on-device frame path.
+    """
 
     config: _ModelConfig
     last_timings: dict[str, float]
+    device: _Device
+    backend: str
 
     def infer(self, image: np.ndarray, input_size: int = 518, color_order: ColorOrder = "rgb") -> np.ndarray: ...
 
     def infer_batch(self, images: Sequence[np.ndarray], input_size: int = 518,
                     color_order: ColorOrder = "rgb") -> list[np.ndarray]: ...
+
+    def device_frame_path(self, *, min_depth: float, max_depth: float, cuda_graphs: bool = False,
+                          max_geometries: int = 1, points: bool = True, edge_threshold: float = 0.0,
+                          edge_dilation: int = 0) -> DevicePath:
+        """A new on-device frame path for this estimator's network with these options (a metric model's validity
+        range, CUDA graphs, frame geometries kept, points or not, the flying-pixel filter).
+
+        Raises:
+            ValueError: this estimator has none (a backend other than torch), or an option it refuses.
+        """
+        ...
 
 
 @dataclass(frozen=True)
@@ -209,12 +260,12 @@ class FrameProcessor:
     """Runs one estimator with fixed ``ProcessingSettings`` on successive frames (one thread at a time).
 
     Args:
-        estimator: a ``DepthEstimator`` (or anything with its ``infer``/``last_timings``/``config``).
+        estimator: a ``DepthEstimator`` (or anything that has what ``Estimator`` declares).
         settings: the per-frame options.
         on_device: run the metric path (preprocess, network, upsample, validity mask, back-projection) on
             the estimator's device with one upload and one download into reused buffers
-            (``dav2_ros.engines.torch_runtime.device_frame``). None (default): on CUDA only. Relative models always take
-            the numpy path. With it, ``FrameResult.depth``/``xyz`` are views of buffers that the next
+            (``estimator.device_frame_path``, backend torch only). None (default): on CUDA only. Relative models
+            always take the numpy path. With it, ``FrameResult.depth``/``xyz`` are views of buffers that the next
             ``process`` call overwrites: use (or copy) them before that, as the node and the offline tool do.
         cuda_graphs: on the device path, replay the frame's device work as a CUDA graph (CUDA only).
         max_geometries: frame geometries whose device buffers are kept at once (the number of cameras).
@@ -225,21 +276,18 @@ class FrameProcessor:
         self.estimator = estimator
         self.settings = settings
         self.is_metric_model = estimator.config.model_type == "metric"
-        device = getattr(estimator, "device", None)
         if on_device is None:
-            on_device = getattr(device, "type", "cpu") == "cuda"
-        self._device_path = None
-        if on_device and getattr(estimator, "backend", "torch") != "torch":
+            on_device = estimator.device.type == "cuda"
+        self._device_path: DevicePath | None = None
+        if on_device and estimator.backend != "torch":  # relative models included, though they would not use it
             raise ValueError(f"the on-device frame path runs backend torch only, not {estimator.backend}")
         if on_device and self.is_metric_model:
-            from dav2_ros.engines.torch_runtime.device_frame import DeviceFramePath  # torch only on this path
-
             max_depth = settings.max_valid_depth or float(estimator.config.max_depth)
-            self._device_path = DeviceFramePath(estimator, min_depth=settings.min_depth, max_depth=max_depth,
-                                                cuda_graphs=cuda_graphs, max_geometries=max_geometries,
-                                                points=settings.publish_cloud,
-                                                edge_threshold=settings.flying_pixel_threshold,
-                                                edge_dilation=settings.flying_pixel_dilation)
+            self._device_path = estimator.device_frame_path(min_depth=settings.min_depth, max_depth=max_depth,
+                                                            cuda_graphs=cuda_graphs, max_geometries=max_geometries,
+                                                            points=settings.publish_cloud,
+                                                            edge_threshold=settings.flying_pixel_threshold,
+                                                            edge_dilation=settings.flying_pixel_dilation)
 
     @property
     def publishes_metric_depth(self) -> bool:

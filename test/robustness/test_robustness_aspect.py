@@ -11,9 +11,10 @@ import pytest
 
 from dav2_ros.conversions.errors import InputRejected
 from dav2_ros.pipeline.processing import MAX_ASPECT_RATIO, FrameProcessor, ProcessingSettings
+from estimator_spy import HostOnly
 
 
-class CountingEstimator:
+class CountingEstimator(HostOnly):
     """A stand-in model (not ROS) returning 1 m everywhere and counting its calls."""
 
     def __init__(self) -> None:

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from dav2_ros.engines.torch_runtime.device import is_out_of_memory, release_cached_memory
+from estimator_spy import HostOnly
 
 CUDA_OOM_TEXT = ("CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity of 7.63 GiB of "
                  "which 1.10 GiB is free.")
@@ -49,7 +50,7 @@ def test_releasing_the_cache_is_a_no_op_on_the_cpu():
 
 
 # ------------------------------------------------------------------- the node's per-frame handler
-class OutOfMemoryOnce:
+class OutOfMemoryOnce(HostOnly):
     """Test double for the GPU failure only: the node's real estimator, except that its next `infer`
     raises `error` (once), as a CUDA allocation failure in the middle of a frame does."""
 

@@ -44,6 +44,8 @@ def test_default_on_the_cpu_is_openvino_at_the_cpus_precision() -> None:
     assert est.device.type == "cpu"
     with pytest.raises(AttributeError, match="runs no torch module"):
         est.model  # noqa: B018 -- the torch network is backend torch's only
+    with pytest.raises(ValueError, match="the on-device frame path runs backend torch only, not openvino"):
+        est.device_frame_path(min_depth=0.1, max_depth=20.0)
 
 
 def test_shapes_compile_once_and_are_kept_up_to_max_shapes(tmp_path) -> None:

@@ -92,6 +92,15 @@ def test_device_frame_reuses_its_buffers_for_the_same_geometry(tum_frame: np.nda
     np.testing.assert_allclose(depth_only.depth, first_depth, rtol=1e-5, atol=1e-5, equal_nan=True)
 
 
+def test_the_frame_processor_gets_its_path_from_the_estimator(fast_vits: DepthEstimator) -> None:
+    settings = ProcessingSettings(input_size=INPUT_SIZE, min_depth=0.2, max_valid_depth=15.0, publish_cloud=False,
+                                  flying_pixel_threshold=0.05, flying_pixel_dilation=2)
+    path = FrameProcessor(fast_vits, settings, on_device=True, max_geometries=3)._device_path
+    assert isinstance(path, DeviceFramePath) and path.estimator is fast_vits
+    assert (path.min_depth, path.max_depth, path.cuda_graphs, path.max_geometries, path.points, path.edge_threshold,
+            path.edge_dilation) == (0.2, 15.0, False, 3, False, 0.05, 2)
+
+
 def test_device_frame_refuses_what_it_cannot_do(tum_frame: np.ndarray, fast_vits: DepthEstimator) -> None:
     with pytest.raises(ValueError, match="cuda_graphs needs a CUDA device"):
         DeviceFramePath(fast_vits, min_depth=0.1, max_depth=20.0, cuda_graphs=True)

@@ -17,6 +17,7 @@ from dav2_ros.geometry.sparse_points import (project_points, rotation_from_quate
                                              transform_points)
 from dav2_ros.pipeline.sparse_alignment import (FrameContext, Measurement, SparseAligner, SparseBuffer,
                                                 SparseOptions, SparseRejected)
+from estimator_spy import HostOnly
 
 W, H = 64, 48
 INTR = Intrinsics(fx=50.0, fy=50.0, cx=31.5, cy=23.5, width=W, height=H)
@@ -157,10 +158,9 @@ def test_metric_correction_through_the_frame_processor():
 
     depth = np.linspace(1.0, 5.0, W * H, dtype=np.float32).reshape(H, W)
 
-    class MetricStub:  # a metric "network" whose output is a known depth map, 20 % short
+    class MetricStub(HostOnly):  # a metric "network" whose output is a known depth map, 20 % short
         config = SimpleNamespace(model_type="metric", max_depth=20.0)
         last_timings: dict = {}
-        device = SimpleNamespace(type="cpu")
 
         def infer(self, image, input_size=518, color_order="rgb"):
             return depth / 1.2

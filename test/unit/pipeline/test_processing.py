@@ -16,9 +16,10 @@ from dav2_ros.geometry.backproject import backproject
 from dav2_ros.geometry.intrinsics import Intrinsics, IntrinsicsError
 from dav2_ros.conversions.pointcloud import pointcloud_fields
 from dav2_ros.pipeline.processing import FrameProcessor, ProcessingSettings, cloud_colors
+from estimator_spy import HostOnly
 
 
-class ScriptedEstimator:
+class ScriptedEstimator(HostOnly):
     """Returns a known function of the image's first channel: metric 0.05 + 25 * c/255 m, relative 10 * c/255."""
 
     def __init__(self, model_type: str = "metric", max_depth: float = 20.0) -> None:
@@ -225,3 +226,69 @@ def test_real_estimator_on_the_bundled_camera_frame(bags_dir):
     np.testing.assert_array_equal(result.xyz, backproject(result.depth, camera, 4))
     assert result.colored.shape == (720, 1280, 3)
     assert result.timings["inference"] > 0.0
+
+
+# ------------------------------------------------------------------- the Estimator protocol's device path
+class DeviceEstimator(ScriptedEstimator):
+    """A CUDA estimator of backend torch as the protocol declares it: its device path (a stand-in that gives the
+    scripted depth, and the cameras it was given as points) is built by its own `device_frame_path`."""
+
+    def __init__(self, model_type: str = "metric", backend: str = "torch") -> None:
+        super().__init__(model_type)
+        self.device = SimpleNamespace(type="cuda")
+        self.backend = backend
+        self.path_options: list[dict] = []
+        self.cameras: list = []
+
+    def device_frame_path(self, **options):
+        self.path_options.append(options)
+        estimator = self
+
+        class Path:
+            def run_batch(self, images, input_size, color_order, cameras, stride=1):
+                estimator.cameras.append(list(cameras))
+                return [SimpleNamespace(depth=estimator.expected(image), xyz=None, valid_pixels=0, flying_pixels=0,
+                                        timings={"upload": 0.1, "device": 0.2, "download": 0.3}) for image in images]
+
+        return Path()
+
+
+def test_the_device_path_is_the_estimators_own(image):
+    estimator = DeviceEstimator()
+    settings = ProcessingSettings(min_depth=0.2, max_valid_depth=15.0, cloud_stride=2, flying_pixel_threshold=0.05,
+                                  flying_pixel_dilation=2)
+    processor = FrameProcessor(estimator, settings, cuda_graphs=True, max_geometries=3)  # on_device: CUDA
+    assert estimator.path_options == [dict(min_depth=0.2, max_depth=15.0, cuda_graphs=True, max_geometries=3,
+                                           points=True, edge_threshold=0.05, edge_dilation=2)]
+    result = processor.process(image, "rgb", CAMERA)
+    assert estimator.calls == []  # not infer: the device path
+    assert estimator.cameras == [[CAMERA.scaled_to(32, 24)]]  # the intrinsics at the image's size, as they are
+    assert result.timings["inference"] == 0.2 and result.depth_intrinsics == CAMERA.scaled_to(32, 24)
+    np.testing.assert_array_equal(result.depth, estimator.expected(image))
+
+
+def test_the_device_path_is_for_metric_models_of_backend_torch():
+    relative = DeviceEstimator("relative")
+    FrameProcessor(relative, ProcessingSettings())
+    assert relative.path_options == []  # relative models take the numpy path
+    assert FrameProcessor(DeviceEstimator(), ProcessingSettings(), on_device=False)._device_path is None
+    for model_type in ("metric", "relative"):
+        with pytest.raises(ValueError, match="runs backend torch only, not openvino"):
+            FrameProcessor(DeviceEstimator(model_type, backend="openvino"), ProcessingSettings(), on_device=True)
+
+
+def test_importing_the_frame_path_loads_no_torch():
+    """pipeline/ holds estimators but imports no engine runtime: torch loads with the estimator, not before (the
+    node names a missing checkpoint before torch loads)."""
+    import subprocess
+    import sys
+
+    from project_paths import PROJECT_DIR
+
+    modules = ["dav2_ros.pipeline.processing", "dav2_ros.pipeline.builders", "dav2_ros.pipeline.settings"]
+    code = ("import importlib, sys\n"
+            f"for name in {modules!r}: importlib.import_module(name)\n"
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('dav2_ros.engines.torch')))\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True,
+                            timeout=120, check=True)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr
