@@ -2,21 +2,19 @@
 an organized point cloud, a colorized preview and diagnostics out -- for one camera, or several
 (`cameras` parameter) sharing one model.
 
-Only wiring lives here: subscription callbacks store the newest frame of their camera and return; a
-worker thread (`FrameWorker`) takes every waiting frame, decodes them, runs `FrameProcessor` (model +
-geometry; same-size frames of several cameras as one batch) and publishes through each `CameraChannel`.
+Only wiring lives here: start-up, the cameras' channels, diagnostics, shutdown. Subscription callbacks store the
+newest frame of their camera and return; a worker thread (`FrameWorker`) takes every waiting frame and hands them
+to `FrameRound` (decoded by each camera, run through `FrameProcessor` -- model + geometry; same-size frames of
+several cameras as one batch -- and published through each `CameraChannel`).
 """
 
 from __future__ import annotations
 
-import collections
 import os
 import sys
 import threading
 import time
-import traceback
-from dataclasses import dataclass
-from typing import Any, Callable, Optional, TypeVar, Union
+from typing import Any, Callable, Optional, Union
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -27,20 +25,20 @@ from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from dav2_ros.errors import InputRejected
-from dav2_ros.geometry.intrinsics import IntrinsicsError
 from dav2_ros.node.camera_channel import CameraChannel
 from dav2_ros.pipeline.frame_outputs import expected_outputs
 from dav2_ros.node import entry
 from dav2_ros.node.diagnostics import diagnostic_array
 from dav2_ros.pipeline.builders import (StartupError, build_estimator, build_processor, describe_estimator,
                                         batches_cameras, prepare_estimator, processing_settings, warm_up, warn_unusable)
+from dav2_ros.node.failures import attempt, describe
+from dav2_ros.node.frame_round import FrameRound, PendingFrame
 from dav2_ros.node.frame_worker import FrameWorker
 from dav2_ros.node.parameters import NodeParameters
 from dav2_ros.node.throttled_log import ThrottledLog, log_to_stderr
 from dav2_ros.node.startup_guard import GuardedLogger, StartupCancelled, StartupGuard, say
 from dav2_ros.pipeline.settings import NODE_NAME, NodeSettings, SettingsError
-from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, FrameResult
+from dav2_ros.pipeline.processing import FrameProcessor
 
 # Seconds between two warnings of the same kind (bad input, bad CameraInfo, internal errors).
 WARN_PERIOD_S = 5.0
@@ -51,25 +49,6 @@ CANCELLED_WORKER_WAIT_S = 0.5
 # After a managed node is finalized: how long its executor still runs, so the shutdown transition's reply and
 # transition event reach the lifecycle manager, before the process exits.
 FINALIZED_LINGER_S = 0.3
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class PendingFrame:
-    """An image as received, waiting for the worker (decoding happens on the worker, too)."""
-
-    msg: Union[Image, CompressedImage]
-    received: float  # time.monotonic() at arrival
-    channel: CameraChannel
-
-
-@dataclass
-class DecodedFrame:
-    """A frame the worker decoded: where it came from, and what `FrameProcessor` needs for it (its pixels,
-    color order and camera intrinsics)."""
-
-    pending: PendingFrame
-    request: FrameRequest
 
 
 class DepthNode(Node):
@@ -178,7 +157,11 @@ class DepthNode(Node):
         managed node starts a fresh one on an activation after a deactivation)."""
         if self._worker is not None and not self._worker.stopping:
             return
-        self._worker = FrameWorker(None, self._on_worker_error, handle_batch=self._process_frames)
+        frame_round = FrameRound(self._round_setup, self._warnings, self._say_once, self.get_clock(),
+                                 stopping=lambda: self._worker is not None and self._worker.stopping,
+                                 device=lambda: self._estimator.device, settings=lambda: self._params.settings,
+                                 several_cameras=lambda: len(self._channels) > 1)
+        self._worker = FrameWorker(None, frame_round.worker_error, handle_batch=frame_round)
         self._worker.start()
 
     def _create_diagnostics_timer(self) -> Any:
@@ -204,9 +187,9 @@ class DepthNode(Node):
     def _publish_diagnostics(self) -> None:
         """The timer's callback: an error here is said (throttled) and costs this status only; raised, it would
         end the executor's spin and with it the node."""
-        _, failure = _attempt(self._publish_diagnostics_now)
+        _, failure = attempt(self._publish_diagnostics_now)
         if failure is not None:
-            self._warnings.error("diagnostics_failed", f"diagnostics not published: {_describe(failure)}")
+            self._warnings.error("diagnostics_failed", f"diagnostics not published: {describe(failure)}")
 
     def _publish_diagnostics_now(self) -> None:
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id="")
@@ -222,48 +205,6 @@ class DepthNode(Node):
             header, self.get_fully_qualified_name(), self._model_info["device"], snapshots, model, extra, warnings))
 
     # ------------------------------------------------------------------------ worker thread
-    def _process_frames(self, frames: list[PendingFrame]) -> None:
-        """Decode, infer, back-project and publish every waiting frame (one per camera; runs on the worker
-        thread). When batching (`batches_cameras`), frames of one size go through the network together.
-
-        Every frame ends exactly once: published, or counted under one reason. Each step is attempted on its own
-        (`_attempt`), so an error costs only the frames of that step, and is handled after its `except` block has
-        exited; the handlers (`_reject`, `_frames_failed`) do not raise."""
-        prepared, failure = _attempt(self._round_setup)
-        if failure is not None:
-            self._frames_failed([pending.channel for pending in frames], failure)
-            return
-        settings, processor, batched = prepared
-        decoded = []
-        for pending in frames:
-            outcome, failure = _attempt(self._decode, pending, settings)
-            if failure is not None:
-                self._frames_failed([pending.channel], failure)
-            elif isinstance(outcome, Exception):
-                self._refused([pending.channel], outcome)
-            elif outcome is not None:
-                decoded.append(outcome)
-        batches = collections.deque([decoded] if batched and decoded else [[frame] for frame in decoded])
-        while batches:
-            batch = batches.popleft()
-            outcomes, failure = _attempt(processor.process_batch, [frame.request for frame in batch])
-            if failure is None and len(outcomes) != len(batch):
-                failure = RuntimeError(f"process_batch gave {len(outcomes)} outcomes for {len(batch)} frames")
-            if failure is not None and len(batch) > 1:  # the batch's memory, or one frame's error: each alone
-                self._batch_failed(batch, failure)
-                batches.extendleft([frame] for frame in reversed(batch))
-                continue
-            if failure is not None:  # out of memory, a model error: this frame only
-                self._frames_failed([frame.pending.channel for frame in batch], failure)
-                continue
-            for frame, outcome in zip(batch, outcomes):
-                if isinstance(outcome, Exception):
-                    self._refused([frame.pending.channel], outcome)
-                elif self._worker is None or not self._worker.stopping:
-                    _, failure = _attempt(self._publish, frame, outcome, settings)
-                    if failure is not None:
-                        self._frames_failed([frame.pending.channel], failure)
-
     def _round_setup(self) -> tuple[NodeSettings, FrameProcessor, bool]:
         """What one round of frames runs with: the settings, the processor built for them and whether cameras
         batch (every frame of the round uses these)."""
@@ -282,114 +223,6 @@ class DepthNode(Node):
                 self._processor = build_processor(self._estimator, settings)
             self._processor_settings = settings
         return self._processor, self._processor_settings
-
-    def _decode(self, pending: PendingFrame, settings: NodeSettings) -> Union[DecodedFrame, InputRejected]:
-        """The frame's request from its camera (pixels, intrinsics at their size, sparse fit, temporal filter), or
-        why the image is refused (an `InputRejected`, returned so that it is handled outside this `except`)."""
-        try:
-            return DecodedFrame(pending, pending.channel.frame_request(pending.msg, settings))
-        except InputRejected as error:  # bad encoding/size/data/aspect
-            return error
-
-    def _refused(self, channels: list[CameraChannel], error: BaseException) -> None:
-        """A frame refused by a check (`InputRejected`: counted under its reason) or failed (anything else,
-        including an `IntrinsicsError` from the processor: `_decode` hands it intrinsics already scaled to the image,
-        so one would be a bug, and its CameraInfo reasons are counted as `cloud_skipped`, never as rejections)."""
-        if isinstance(error, InputRejected) and not isinstance(error, IntrinsicsError):
-            for channel in channels:
-                self._reject(channel, error)
-        else:
-            self._frames_failed(channels, error)
-
-    def _reject(self, channel: CameraChannel, error: InputRejected) -> None:
-        """Count and say (throttled, per camera and reason) that a frame was refused. Does not raise."""
-        channel.stats.frame_rejected(error.reason)
-        source = f" on {channel.image_topic}" if channel.name else ""
-        self._warnings.warn(f"{channel.name}:{error.reason}", f"image{source} rejected ({error.reason}): "
-                            f"{error.detail}; nothing published for this frame")
-
-    def _publish(self, frame: DecodedFrame, result: FrameResult, settings: NodeSettings) -> None:
-        """The frame's outputs on its camera's topics (with the input header exactly as it came), then its latency
-        in that camera's counters."""
-        pending = frame.pending
-        header: Header = pending.msg.header
-        pending.channel.publish(header, result, settings)
-        stamp_age = self._stamp_age(pending.channel, header.stamp)
-        pending.channel.stats.frame_published(time.monotonic() - pending.received, stamp_age,
-                                              result.timings.get("inference"))
-
-    def _stamp_age(self, channel: CameraChannel, stamp) -> Optional[float]:
-        """Seconds from the image stamp to now on the node's clock; None for a stamp that is not a valid time
-        (negative seconds, nanosec >= 1e9: rclpy's Time refuses them), which is said once per camera."""
-        sec, nanosec = int(stamp.sec), int(stamp.nanosec)
-        if sec < 0 or nanosec >= 1_000_000_000:
-            source = f" on {channel.image_topic}" if channel.name else ""
-            self._say_once(f"{channel.name}:invalid_stamp",
-                           f"image{source} has stamp sec={sec} nanosec={nanosec}, not a valid time (negative seconds "
-                           "or nanosec >= 1e9): its outputs carry the header unchanged; stamp_age_p50_ms leaves such "
-                           "frames out (latency is measured from arrival as always); said once", warn=True)
-            return None
-        return (self.get_clock().now().nanoseconds - (sec * 1_000_000_000 + nanosec)) * 1e-9
-
-    def _on_worker_error(self, error: BaseException) -> None:
-        """Last resort for an error that escaped `_process_frames`, which attempts every step on its own, so this
-        is a bug in that guarding: said, not counted (its frames may have been counted already; none counts twice)."""
-        self._warnings.error("worker_error", f"frame worker: {_describe(error)} escaped the frame handling; the "
-                             "frames of that round may be missing from the counters")
-
-    def _batch_failed(self, batch: list[DecodedFrame], error: BaseException) -> None:
-        """A batch of several cameras' frames failed as a whole: say so (throttled); the caller runs each frame
-        alone, so a batch too large for the device's memory, or one bad frame, costs no camera its frame. Out of
-        memory first frees what the failed batch held. Does not raise."""
-        if _is_out_of_memory(error):
-            self._release_memory(error)  # drops the tracebacks too
-        else:
-            _drop_tracebacks(error)
-        cameras = ", ".join(frame.pending.channel.name for frame in batch)
-        self._warnings.warn("batch_failed", f"a batch of {len(batch)} frames (cameras: {cameras}) failed with "
-                                            f"{_describe(error).splitlines()[0]}; running each frame alone")
-
-    def _frames_failed(self, channels: list[CameraChannel], error: BaseException) -> None:
-        """An unexpected error in these cameras' frames: count it per camera, say what it was (throttled), keep
-        going. Out of memory also frees what the failed frame held and the CUDA cache (`_release_memory`).
-
-        Call it outside the `except` block that caught `error` (`_attempt` returns the error for that): while a
-        handler runs, Python 3.10 keeps the traceback -- and with it the failed frame's tensors -- alive, so the
-        cache could not give their memory back. Does not raise."""
-        out_of_memory = _is_out_of_memory(error)
-        reason = "out_of_memory" if out_of_memory else "internal_error"
-        for channel in channels:
-            channel.stats.frame_rejected(reason)
-        freed = self._release_memory(error) if out_of_memory else False
-        try:
-            message = (self._out_of_memory_text(error, freed) if out_of_memory
-                       else f"frame failed with {_describe(error)}")
-            if len(self._channels) > 1:
-                message += f" (cameras: {', '.join(channel.name for channel in channels)})"
-        except Exception as failure:  # noqa: BLE001 -- e.g. the model released by a lifecycle transition meanwhile
-            message = f"frame {'skipped: out of memory' if out_of_memory else 'failed'} ({_describe(error)}; " \
-                      f"{type(failure).__name__} while describing it)"
-        self._warnings.error(reason, message)
-
-    def _release_memory(self, error: BaseException) -> bool:
-        """Free what the failed frame held (its traceback's frames and their tensors), then the CUDA cache; True
-        when a CUDA cache was emptied. Does not raise."""
-        _drop_tracebacks(error)
-        try:
-            from dav2_ros.engines.torch_runtime import device as device_module
-
-            device = self._estimator.device
-            device_module.release_cached_memory(device)
-            return device.type == "cuda"
-        except Exception:  # noqa: BLE001 -- the message says the cache was not emptied
-            return False
-
-    def _out_of_memory_text(self, error: BaseException, freed: bool) -> str:
-        """The out-of-memory line: where, at which input size, the cause, and whether the CUDA cache was emptied."""
-        cause = _describe(error).splitlines()[0]
-        return (f"frame skipped: out of memory on {self._estimator.device} at input_size "
-                f"{self._params.settings.input_size} ({cause}); {'emptied the CUDA cache; ' if freed else ''}"
-                "carrying on with the next frame (lower input_size, or use precision fp16 on CUDA, if this repeats)")
 
     # ----------------------------------------------------------------------------- helpers
     def _say_once(self, key: str, message: str, warn: bool = False) -> None:
@@ -423,47 +256,6 @@ class DepthNode(Node):
         """Stop and join the worker first, so nothing publishes on a destroyed node."""
         self._shutdown_worker(timeout=getattr(self, "_worker_wait_s", 30.0))
         super().destroy_node()
-
-
-def _attempt(action: Callable[..., T], *args: Any) -> tuple[Optional[T], Optional[Exception]]:
-    """`(action(*args), None)`, or `(None, error)` when it raised: the error comes back after its `except` block
-    has exited, so the caller handles it with no traceback pinned by a running handler."""
-    try:
-        return action(*args), None
-    except Exception as error:  # noqa: BLE001 -- returned to the caller, which counts and says it
-        return None, error
-
-
-def _describe(error: BaseException) -> str:
-    """`Type: message`, or `Type` for an empty message; never raises (an error's `__str__` may)."""
-    name = type(error).__name__
-    try:
-        text = str(error).strip()
-    except Exception as failure:  # noqa: BLE001
-        return f"{name} (its message cannot be read: {type(failure).__name__})"
-    return f"{name}: {text}" if text else name
-
-
-def _is_out_of_memory(error: BaseException) -> bool:
-    """`dav2_ros.engines.torch_runtime.device.is_out_of_memory`, False where it cannot tell (it reads the message)."""
-    try:
-        from dav2_ros.engines.torch_runtime.device import is_out_of_memory  # torch is loaded by now
-
-        return is_out_of_memory(error)
-    except Exception:  # noqa: BLE001
-        return False
-
-
-def _drop_tracebacks(error: Optional[BaseException]) -> None:
-    """Clear the local variables of the frames in the tracebacks of `error` and its causes, and drop the
-    tracebacks: what a failed frame's functions held (its tensors) can be freed now."""
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if error.__traceback__ is not None:
-            traceback.clear_frames(error.__traceback__)
-            error.__traceback__ = None
-        error = error.__cause__ or error.__context__
 
 
 def _parameter_error_text(error: Exception) -> str:
