@@ -60,7 +60,8 @@ class _Config:
 
 
 class TransformersEstimator:
-    """transformers' Depth Anything V2 behind `DepthEstimator`'s `infer` / `last_timings` / `config` interface.
+    """transformers' Depth Anything V2 behind the pipeline's `Estimator` protocol (`infer`, `last_timings`, `config`,
+    `device`, `backend`; no on-device frame path).
 
     preprocess = the image processor (PIL bicubic resize, keep aspect, multiple of 14, rescale, normalize),
     inference = the model's forward, postprocess = `post_process_depth_estimation` (bicubic upsample to the
@@ -78,6 +79,13 @@ class TransformersEstimator:
             resample=3, do_rescale=True, rescale_factor=1 / 255, do_normalize=True,
             image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225], do_pad=False)
         self.last_timings = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
+
+    device = torch.device("cpu")
+    backend = "transformers"
+
+    def device_frame_path(self, **options: object) -> None:
+        """The protocol's factory: transformers' model runs on the host path only."""
+        raise ValueError("transformers' model has no on-device frame path")
 
     def infer(self, image: np.ndarray, input_size: int = 518, color_order: str = "rgb") -> np.ndarray:
         """Depth (meters) at the image's size, the transformers way."""
