@@ -24,7 +24,7 @@ import numpy as np
 from dav2_ros.command_line import run_command
 from dav2_ros.engines.base import EngineShapeError
 from dav2_ros.engines.registry import BACKEND_CHOICES
-from dav2_ros.model.config import PRECISION_CHOICES, PREPROCESS_CHOICES
+from dav2_ros.model.config import PRECISION_CHOICES, PREPROCESS_CHOICES, input_size_problem
 from dav2_ros.weights.cache import WeightsNotFound, resolve_checkpoint
 from dav2_ros.weights.catalog import DATASET_CHOICES, DATASET_MAX_DEPTH, ENCODER_CHOICES, MODEL_TYPE_CHOICES
 
@@ -179,8 +179,9 @@ def run(args: argparse.Namespace) -> int:
     """Run the model on every image; returns the exit status (1 if any image failed)."""
     import cv2
 
-    if args.input_size < 14:
-        raise UsageError(f"--input-size must be at least 14 (one patch), got {args.input_size}")
+    problem = input_size_problem(args.input_size)
+    if problem:
+        raise UsageError(f"--input-size {problem} (one patch), got {args.input_size}")
     if args.max_depth is not None and args.model_type == "relative":
         print(f"{PROG}: note: --max-depth is ignored for a relative model", file=sys.stderr)
     max_depth = args.max_depth if args.max_depth is not None else DATASET_MAX_DEPTH[args.dataset]

@@ -157,7 +157,7 @@ def test_checkpoint_of_another_encoder_is_a_one_line_error(tum_png, tmp_path):
     "extra, message",
     [
         (["--random-weights", "--checkpoint", "x.pth"], "not allowed with argument"),
-        (["--input-size", "7", "--random-weights"], "--input-size must be at least 14"),
+        (["--input-size", "7", "--random-weights"], "--input-size must be an integer >= 14 (one patch), got 7"),
     ],
 )
 def test_bad_arguments_are_refused(tum_png, tmp_path, extra, message):
