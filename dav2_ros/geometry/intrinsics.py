@@ -1,4 +1,5 @@
-"""Pinhole intrinsics read from a CameraInfo-like message, validated, and rescaled to another image size.
+"""Pinhole intrinsics read from a CameraInfo-like message, validated, and rescaled to another image size; and the
+CameraInfo fields of the depth image from them (`camera_info_fields`): CameraInfo <-> Intrinsics in one module.
 
 Works with any object that has CameraInfo's attributes: rclpy messages (``k`` is a numpy array,
 ``d`` an ``array('d')``), rosbags messages (numpy arrays) or a plain namespace with lists.
@@ -138,6 +139,28 @@ class Intrinsics:
     def p_matrix(self) -> list[float]:
         """The 3x4 projection matrix P of a monocular rectified camera (Tx = Ty = 0), row-major (CameraInfo.p)."""
         return [self.fx, 0.0, self.cx, 0.0, 0.0, self.fy, self.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+
+
+def camera_info_fields(intr: Intrinsics) -> dict[str, Any]:
+    """CameraInfo fields (``CameraInfo(header=h, **fields)``) for an image described by ``intr``: the depth image's.
+
+    The depth image is treated as rectified, so the published CameraInfo has zero distortion, an identity R and
+    ``P = [K | 0]``: depth_image_proc (which projects with P) and any consumer that reads K then see exactly the
+    geometry this package used for its point cloud.
+
+    Arrays are float64 numpy arrays, which both rclpy and rosbags message classes accept.
+    """
+    return {
+        "width": intr.width,
+        "height": intr.height,
+        "distortion_model": "plumb_bob",
+        "d": np.zeros(5, dtype=np.float64),
+        "k": np.array(intr.k_matrix(), dtype=np.float64),
+        "r": np.eye(3, dtype=np.float64).reshape(9),
+        "p": np.array(intr.p_matrix(), dtype=np.float64),
+        "binning_x": 0,
+        "binning_y": 0,
+    }
 
 
 def distortion_is_nonzero(msg: Any) -> bool:

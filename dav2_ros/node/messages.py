@@ -11,8 +11,7 @@ from typing import Any, Callable, Mapping
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
-from dav2_ros.conversions.camera_info import camera_info_fields
-from dav2_ros.geometry.intrinsics import Intrinsics
+from dav2_ros.geometry.intrinsics import Intrinsics, camera_info_fields
 
 
 def image_msg(header: Header, fields: Mapping[str, Any]) -> Image:

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Container, Iterator, Mapping
 from typing import Any, Literal
 
-from dav2_ros.conversions.camera_info import camera_info_fields
 from dav2_ros.conversions.image_codec import bgr_to_image_fields, depth_to_image_fields
 from dav2_ros.conversions.buffers import ReusedByteArrays
+from dav2_ros.geometry.intrinsics import camera_info_fields
 from dav2_ros.conversions.pointcloud import CloudLayout, pointcloud_fields
 from dav2_ros.pipeline.processing import FrameResult
 from dav2_ros.pipeline.settings import NodeSettings

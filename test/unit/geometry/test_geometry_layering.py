@@ -23,7 +23,6 @@ MODULES = [
     "dav2_ros.conversions.image_codec",
     "dav2_ros.conversions.compressed_codec",
     "dav2_ros.conversions.pointcloud",
-    "dav2_ros.conversions.camera_info",
 ]
 
 

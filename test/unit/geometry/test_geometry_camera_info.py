@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dav2_ros.conversions.camera_info import camera_info_fields
 from dav2_ros.conversions.image_codec import depth_msg_to_array, depth_to_image_fields
 from dav2_ros.conversions.pointcloud import pointcloud_fields
-from dav2_ros.geometry.intrinsics import Intrinsics
+from dav2_ros.geometry.intrinsics import Intrinsics, camera_info_fields
 
 INTR = Intrinsics(600.0, 610.0, 300.5, 250.25, 640, 480)
 
