@@ -25,7 +25,7 @@ os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 sys.path[:0] = [str(ROOT), str(ROOT / "test" / "support")]
 
 from reliability_probe import count_arrivals  # noqa: E402
-from robustness_harness import cpu_model  # noqa: E402
+from machine_facts import cpu_model  # noqa: E402
 
 
 def main() -> int:

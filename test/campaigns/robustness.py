@@ -29,17 +29,11 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
 sys.path[:0] = [str(PROJECT_DIR), str(SUPPORT_DIR)]
 
-from robustness_harness import (  # noqa: E402 -- after the DDS environment is set
-    Camera,
-    NodeRig,
-    RestartResult,
-    StreamResult,
-    environment_note,
-    run_burst,
-    run_restart,
-    run_soak,
-    run_stream,
-)
+from camera_frame import Camera  # noqa: E402 -- after the DDS environment is set
+from machine_facts import environment_note  # noqa: E402
+from node_rig import NodeRig  # noqa: E402
+from restart_scenario import RestartResult, run_restart  # noqa: E402
+from stream_scenarios import StreamResult, run_burst, run_soak, run_stream  # noqa: E402
 
 SCENARIOS = ("overload", "burst", "soak", "restart", "bad_input")
 

@@ -31,8 +31,9 @@ from dav2_ros.conversions.errors import MAX_PIXELS, MAX_SIDE
 from dav2_ros.node.depth_node import WARN_PERIOD_S
 from dav2_ros.pipeline.processing import MAX_ASPECT_RATIO
 from bad_frames import altered_raw, compressed_frame, png_header
+from camera_frame import Camera, to_stamp
 from node_harness import stamp_key
-from robustness_harness import Camera, Diag, NodeRig, counter_delta, to_stamp
+from node_rig import Diag, NodeRig, counter_delta
 
 pytestmark = pytest.mark.ros
 

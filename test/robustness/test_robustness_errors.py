@@ -32,7 +32,8 @@ from dav2_ros.pipeline.processing import FrameProcessor
 from estimator_spy import EstimatorSpy
 from node_harness import DdsClient, InProcessNode, every, same_header, wait_until
 from bad_frames import altered_raw, compressed_frame, png_header
-from robustness_harness import BASE_PARAMS, Camera
+from camera_frame import Camera
+from rig_settings import BASE_PARAMS
 
 pytestmark = pytest.mark.ros
 

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from robustness_harness import Camera, NodeRig, counter_delta
+from camera_frame import Camera
+from node_rig import NodeRig, counter_delta
 
 pytestmark = pytest.mark.ros
 

@@ -76,7 +76,7 @@ NAMESPACE = "/dav2_robust_oom"
 
 @pytest.fixture(scope="module")
 def camera():
-    from robustness_harness import Camera
+    from camera_frame import Camera
 
     return Camera.tum(width=160)
 
@@ -88,7 +88,7 @@ def live(camera):
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
     from node_harness import DdsClient, InProcessNode
-    from robustness_harness import BASE_PARAMS
+    from rig_settings import BASE_PARAMS
 
     # reliable input: each frame (and the one CameraInfo) is published once and must arrive
     params = dict(BASE_PARAMS, **{"qos.input_reliability": "reliable"})
@@ -210,7 +210,8 @@ def test_real_cuda_out_of_memory_on_one_frame_then_the_node_carries_on():
     """The node on the GPU; this process takes all free GPU memory and the node is asked for input_size
     1540, so the next frame's activations do not fit. That frame is counted and said; once the memory is
     back and input_size is 518 again, the following frame is right."""
-    from robustness_harness import Camera, NodeRig, counter_delta
+    from camera_frame import Camera
+    from node_rig import NodeRig, counter_delta
 
     camera = Camera.tum(width=640)
     params = {"device": "cuda", "precision": "fp16", "input_size": 518, "num_threads": 0}

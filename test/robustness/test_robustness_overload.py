@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from robustness_harness import Camera, NodeRig, StreamResult, run_burst, run_stream
+from camera_frame import Camera
+from node_rig import NodeRig
+from stream_scenarios import StreamResult, run_burst, run_stream
 
 pytestmark = pytest.mark.ros
 

@@ -8,7 +8,8 @@ import signal
 
 import pytest
 
-from robustness_harness import Camera, run_restart
+from camera_frame import Camera
+from restart_scenario import run_restart
 
 pytestmark = pytest.mark.ros
 

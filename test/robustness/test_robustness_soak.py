@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from robustness_harness import Camera, NodeRig, StreamResult, run_soak
+from camera_frame import Camera
+from node_rig import NodeRig
+from stream_scenarios import StreamResult, run_soak
 
 pytestmark = pytest.mark.ros
 

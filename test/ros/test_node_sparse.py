@@ -22,8 +22,9 @@ import pytest
 from sensor_msgs.msg import Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
+from camera_frame import Camera, to_stamp
 from node_harness import image_array, stamp_key, wait_until
-from robustness_harness import Camera, NodeRig, to_stamp
+from node_rig import NodeRig
 
 pytestmark = pytest.mark.ros
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 
-from robustness_harness import Camera
+from camera_frame import Camera
 
 
 def altered_raw(camera: Camera, stamp: float, **fields: Any) -> Image:

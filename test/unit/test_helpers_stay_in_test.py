@@ -82,7 +82,7 @@ def test_the_check_sees_imports_and_path_plumbing_but_not_mentions():
 
 def test_nothing_outside_test_imports_the_test_helpers():
     modules = support_modules()
-    assert {"node_harness", "robustness_harness", "reliability_probe"} <= modules
+    assert {"node_harness", "node_rig", "reliability_probe"} <= modules
     files = files_outside_test()
     assert PROJECT_DIR / "dav2_ros" / "node" / "depth_node.py" in files and PROJECT_DIR / "setup.py" in files
     assert not any(TEST_DIR in path.parents for path in files)
