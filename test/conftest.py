@@ -14,7 +14,7 @@ import sys  # noqa: E402
 
 import pytest  # noqa: E402
 
-# The helpers (node_harness, robustness_harness, ...) are imported by name from test/support.
+# The helpers (node_harness, node_rig, bags, ...) are imported by name from test/support.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "support"))
 
 from project_paths import BAGS_DIR, SHARED_DIR  # noqa: E402
