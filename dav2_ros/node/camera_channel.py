@@ -26,7 +26,7 @@ from dav2_ros.node.sparse_input import SparseInput
 from dav2_ros.pipeline.settings import NodeSettings
 from dav2_ros.node.stats import FrameStats
 from dav2_ros.pipeline.camera import Camera
-from dav2_ros.pipeline.processing import FrameRequest, FrameResult
+from dav2_ros.pipeline.frames import FrameRequest, FrameResult
 
 
 class CameraChannel:

@@ -22,7 +22,8 @@ from dav2_ros.geometry.intrinsics import IntrinsicsError
 from dav2_ros.node.camera_channel import CameraChannel
 from dav2_ros.node.failures import attempt, describe, drop_tracebacks, is_out_of_memory
 from dav2_ros.node.throttled_log import ThrottledLog
-from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, FrameResult
+from dav2_ros.pipeline.frames import FrameRequest, FrameResult
+from dav2_ros.pipeline.processing import FrameProcessor
 from dav2_ros.pipeline.settings import NodeSettings
 
 

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
     from dav2_ros.pipeline.settings import NodeSettings
     from dav2_ros.offline.output_bag import OutputBag
-    from dav2_ros.pipeline.processing import FrameProcessor, FrameResult
+    from dav2_ros.pipeline.frames import FrameResult
+    from dav2_ros.pipeline.processing import FrameProcessor
 
 NO_INFO_IN_BAG = "the bag has no CameraInfo for this camera"
 NO_INFO_YET = "no CameraInfo recorded at or before the frame"

@@ -15,7 +15,8 @@ import numpy as np
 
 from dav2_ros.geometry.intrinsics import Intrinsics
 from dav2_ros.pipeline.settings import NodeSettings
-from dav2_ros.pipeline.processing import FrameProcessor, FrameRequest, ProcessingSettings
+from dav2_ros.pipeline.frames import FrameRequest
+from dav2_ros.pipeline.processing import FrameProcessor, ProcessingSettings
 from dav2_ros.weights.cache import WeightsNotFound, resolve_checkpoint
 
 if TYPE_CHECKING:

@@ -21,7 +21,8 @@ from dav2_ros.conversions.image_codec import image_msg_to_array
 from dav2_ros.geometry.intrinsics import Intrinsics, IntrinsicsError
 from dav2_ros.geometry.temporal_filter import TemporalFilter, TemporalOptions
 from dav2_ros.model.config import ColorOrder
-from dav2_ros.pipeline.processing import Align, FrameRequest, refuse_elongated
+from dav2_ros.pipeline.frames import Align, FrameRequest
+from dav2_ros.pipeline.processing import refuse_elongated
 from dav2_ros.pipeline.settings import NodeSettings
 from dav2_ros.pipeline.sparse_alignment import (FrameContext, SparseAligner, SparseBuffer, SparseOptions,
                                                 fixed_conversion, stamp_seconds)

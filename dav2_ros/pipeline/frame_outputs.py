@@ -11,7 +11,7 @@ from dav2_ros.conversions.image_codec import bgr_to_image_fields, depth_to_image
 from dav2_ros.conversions.buffers import ReusedByteArrays
 from dav2_ros.geometry.intrinsics import camera_info_fields
 from dav2_ros.conversions.pointcloud import CloudLayout, pointcloud_fields
-from dav2_ros.pipeline.processing import FrameResult
+from dav2_ros.pipeline.frames import FrameResult
 from dav2_ros.pipeline.settings import NodeSettings
 
 #: The outputs of a frame, named as the node's topics' last parts (depth/image -> "depth", ...).

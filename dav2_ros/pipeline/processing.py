@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import InitVar, dataclass, field
-from typing import Optional, Protocol, Union
+from collections.abc import Sequence
+from dataclasses import InitVar, dataclass
 
 import numpy as np
 
@@ -32,6 +31,8 @@ from dav2_ros.geometry.backproject import backproject
 from dav2_ros.geometry.colorize import Colormap, colorize_depth, depth_range_mask, robust_range
 from dav2_ros.geometry.depth_filters import TemporalFilter, edge_mask, valid_depth
 from dav2_ros.geometry.intrinsics import Intrinsics
+from dav2_ros.pipeline.estimator_protocol import DevicePath, Estimator
+from dav2_ros.pipeline.frames import Align, FrameOutcome, FrameRequest, FrameResult
 
 
 #: Longest-to-shortest side ratio that ``FrameProcessor.process`` accepts. The network scales the
@@ -39,74 +40,6 @@ from dav2_ros.geometry.intrinsics import Intrinsics
 #: and attention cost with its square: a 1x300 image takes over a minute on a CPU, a 1x16384 one
 #: exhausts memory. No camera comes near 8:1 (a 32:9 ultra-wide is 3.6:1).
 MAX_ASPECT_RATIO = 8.0
-
-
-class _ModelConfig(Protocol):
-    model_type: str
-    max_depth: float
-
-
-class _Device(Protocol):
-    """Where an estimator runs, in torch's words (a ``torch.device``)."""
-
-    @property
-    def type(self) -> str:
-        """``"cpu"``, ``"cuda"``, ..."""
-        ...
-
-
-class DeviceFrame(Protocol):
-    """One frame from a ``DevicePath`` (``engines.torch_runtime.device_frame.DeviceFrame``): views of buffers that
-    the path's next run overwrites."""
-
-    depth: np.ndarray
-    xyz: np.ndarray | None
-    timings: dict[str, float]  # seconds: "upload", "device", "download"
-    valid_pixels: int
-    flying_pixels: int
-
-
-class DevicePath(Protocol):
-    """The on-device frame path (``engines.torch_runtime.device_frame.DeviceFramePath``): preprocessing, network,
-    upsampling, validity mask, flying-pixel filter and back-projection of same-size frames on the estimator's
-    device, with one upload and one download."""
-
-    def run_batch(self, images: Sequence[np.ndarray], input_size: int, color_order: ColorOrder,
-                  cameras: Sequence[Intrinsics | None], stride: int = 1) -> Sequence[DeviceFrame]: ...
-
-
-class Estimator(Protocol):
-    """What ``FrameProcessor`` (and ``pipeline.builders``) need of an estimator; ``dav2_ros.engines.estimator.
-    DepthEstimator`` is the real one.
-
-    Attributes:
-        config: the model's type (``"metric"``/``"relative"``) and the metric head's ``max_depth``.
-        last_timings: seconds of the last ``infer``/``infer_batch`` call per stage.
-        device: where the network runs (``device.type == "cuda"`` picks the device path by default).
-        backend: the engine that runs the network (``"torch"``, ``"openvino"``, ``"onnxruntime"``); only
-            ``"torch"`` has an on-device frame path.
-    """
-
-    config: _ModelConfig
-    last_timings: dict[str, float]
-    device: _Device
-    backend: str
-
-    def infer(self, image: np.ndarray, input_size: int = 518, color_order: ColorOrder = "rgb") -> np.ndarray: ...
-
-    def infer_batch(self, images: Sequence[np.ndarray], input_size: int = 518,
-                    color_order: ColorOrder = "rgb") -> list[np.ndarray]: ...
-
-    def device_frame_path(self, *, min_depth: float, max_depth: float, cuda_graphs: bool = False,
-                          max_geometries: int = 1, points: bool = True, edge_threshold: float = 0.0,
-                          edge_dilation: int = 0) -> DevicePath:
-        """A new on-device frame path for this estimator's network with these options (a metric model's validity
-        range, CUDA graphs, frame geometries kept, points or not, the flying-pixel filter).
-
-        Raises:
-            ValueError: this estimator has none (a backend other than torch), or an option it refuses.
-        """
-        ...
 
 
 @dataclass(frozen=True)
@@ -173,66 +106,6 @@ class ProcessingSettings:
                 or self.flying_pixel_dilation < 0:
             return f"flying_pixel_dilation must be an integer >= 0, got {self.flying_pixel_dilation!r}"
         return None
-
-
-@dataclass
-class FrameResult:
-    """One frame's outputs; ``None`` for what this frame does not produce.
-
-    Attributes:
-        depth: HxW float32 meters along the optical axis, NaN where invalid (metric models, or
-            relative ones with a conversion).
-        relative: HxW float32 inverse depth without scale (relative models only).
-        depth_intrinsics: the intrinsics at the depth image's size (what ``xyz`` was computed with
-            and what depth/camera_info carries).
-        xyz: ``ceil(H/s) x ceil(W/s) x 3`` float32 points, NaN where depth is NaN.
-        colored: HxWx3 uint8 BGR preview.
-        colors: the cloud's colors, ``xyz``'s shape of uint8 BGR: the image at the kept pixels (a view of the
-            request's image), when the request asked for them (``cloud_rgb``) and there are points; else None.
-        timings: seconds per stage: preprocess, inference, postprocess (the estimator's, for the whole
-            batch the frame was in), depth (validity mask / conversion / flying-pixel filter), temporal, cloud,
-            colorize, total; and batch_size, the number of frames that went through the network with this one.
-        valid_pixels, flying_pixels: with the flying-pixel filter on, the depth pixels valid before it and those
-            it removed; None with it off.
-    """
-
-    depth: np.ndarray | None
-    relative: np.ndarray | None
-    depth_intrinsics: Intrinsics | None
-    xyz: np.ndarray | None
-    colored: np.ndarray | None
-    timings: dict[str, float] = field(default_factory=dict)
-    valid_pixels: int | None = None
-    flying_pixels: int | None = None
-    colors: np.ndarray | None = None
-
-
-#: ``align(output) -> conversion | None`` of a frame (a sparse depth fit, ``pipeline.sparse_alignment``): relative
-#: models: metric inverse depth = ``scale * output + shift`` for ``(scale, shift)``, None: no metric depth; metric
-#: models: depth x ``scale`` for ``(scale, 0)``, None: unchanged. It replaces ``relative_scale``/``relative_shift``.
-Align = Callable[[np.ndarray], Optional[tuple[float, float]]]
-
-
-@dataclass(frozen=True)
-class FrameRequest:
-    """One frame for ``FrameProcessor.process_batch``: the arguments of ``process``, the frame's ``align``,
-    ``cloud``: False skips this frame's points (the node: nobody subscribes to them) as ``publish_cloud`` off does,
-    and ``cloud_rgb``: the result carries the points' colors (``FrameResult.colors``)."""
-
-    image: np.ndarray
-    color_order: ColorOrder
-    intrinsics: Intrinsics | None = None
-    colorize: bool | None = None
-    align: Align | None = None
-    temporal: TemporalFilter | None = None
-    stamp: float | None = None
-    source: str | None = None
-    cloud: bool = True
-    cloud_rgb: bool = False
-
-
-#: What ``process_batch`` gives per frame: its result, or why it was refused (``InputRejected``/``IntrinsicsError``).
-FrameOutcome = Union[FrameResult, Exception]
 
 
 def cloud_colors(image: np.ndarray, color_order: ColorOrder, stride: int = 1) -> np.ndarray:
