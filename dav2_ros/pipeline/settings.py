@@ -29,7 +29,7 @@ InputTransport = Literal["raw", "compressed"]
 Reliability = Literal["reliable", "best_effort"]
 CompileChoice = Literal["off", "default", "reduce-overhead", "max-autotune"]
 BatchChoice = Literal["auto", "on", "off"]
-SparseInput = Literal["off", "depth", "points"]
+SparseKind = Literal["off", "depth", "points"]  # the sparse.input parameter (node/sparse_input.py is the node's)
 TemporalChoice = Literal["off", "scale", "ema"]
 
 ParamValue = Union[bool, int, float, str, tuple[str, ...]]
@@ -109,7 +109,7 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               int_range=(INPUT_SIZE_MIN, INPUT_SIZE_MAX, PATCH_SIZE)),
     ParamSpec("input_transport", "raw", "raw: subscribe to `image` (sensor_msgs/Image); compressed: subscribe to "
               "`image/compressed` (sensor_msgs/CompressedImage, JPEG or PNG).",
-              read_only=True, choices=("raw", "compressed")),
+              read_only=True, choices=get_args(InputTransport)),
     ParamSpec("min_depth", 0.1, "Depths below this many meters are published as NaN (invalid).",
               float_range=(0.0, 1000.0)),
     ParamSpec("max_valid_depth", 20.0, "Depths above this many meters are published as NaN (invalid).",
@@ -146,7 +146,7 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               "same frame_id, same size or the same aspect ratio); points = read `sparse_points` (PointCloud2 in the "
               "camera's optical frame). Relative models: each frame's scale and shift are fitted to it (robustly, in "
               "inverse depth); metric models: a scale correction only with sparse.metric_correction.",
-              read_only=True, choices=("off", "depth", "points")),
+              read_only=True, choices=get_args(SparseKind)),
     ParamSpec("sparse.max_age", 0.5, "Seconds: the sparse message closest in stamp to the image is used only if "
               "its stamp is at most this far from the image's.", float_range=(0.0, 60.0)),
     ParamSpec("sparse.min_points", 30, "Fewest valid sparse points (and inliers) a fit needs.",
@@ -166,9 +166,9 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("qos.input_reliability", "best_effort", "Reliability of the image and camera_info subscriptions: "
               "best_effort (sensor-data QoS, matches every publisher) or reliable (large raw images are not lost in "
               "DDS fragmentation, but a best-effort publisher is not matched).",
-              read_only=True, choices=("best_effort", "reliable")),
+              read_only=True, choices=get_args(Reliability)),
     ParamSpec("qos.output_reliability", "reliable", "Reliability of the outputs: reliable (every consumer can "
-              "connect) or best_effort.", read_only=True, choices=("reliable", "best_effort")),
+              "connect) or best_effort.", read_only=True, choices=get_args(Reliability)),
     ParamSpec("qos.output_depth", 2, "History depth of the outputs (keep last).", read_only=True,
               int_range=(1, 100, 1)),
     ParamSpec("num_threads", 0, "CPU threads for inference (torch.set_num_threads); 0 = all cores.",
@@ -180,11 +180,11 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("batch_cameras", "auto", "With several cameras: on = frames of the same size that wait at the same "
               "time go through the network as one batch; off = one after the other (each published as soon as it "
               "is done); auto = on with CUDA, off on the CPU (where batching measured no faster, "
-              "docs/performance.md).", read_only=True, choices=("auto", "on", "off")),
+              "docs/performance.md).", read_only=True, choices=get_args(BatchChoice)),
     ParamSpec("compile", "off", "torch.compile the network at start (compiled during the warm-up; minutes on a "
               "small CPU, and no faster there). reduce-overhead and max-autotune add inductor's CUDA graphs on CUDA "
               "(so neither goes with cuda_graphs).",
-              read_only=True, choices=("off", "default", "reduce-overhead", "max-autotune")),
+              read_only=True, choices=get_args(CompileChoice)),
     ParamSpec("cuda_graphs", False, "CUDA only: capture the whole on-device frame (preprocessing, network, "
               "upsampling, cloud) as a CUDA graph per frame size and replay it. Ignored, with a warning, on the CPU. "
               "Not with compile reduce-overhead or max-autotune (their own CUDA graphs).",
@@ -226,7 +226,7 @@ class NodeSettings:
     cloud_layout: CloudLayout = "compact"
     relative_scale: float = 0.0
     relative_shift: float = 0.0
-    sparse_input: SparseInput = "off"
+    sparse_input: SparseKind = "off"
     sparse_max_age: float = 0.5
     sparse_min_points: int = 30
     sparse_inlier_threshold: float = 0.1

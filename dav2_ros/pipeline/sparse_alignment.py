@@ -21,7 +21,7 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -31,9 +31,8 @@ from dav2_ros.conversions.image_codec import depth_msg_to_array
 from dav2_ros.geometry.intrinsics import Intrinsics
 from dav2_ros.geometry.sparse_points import SparseSamples, project_points, samples_from_depth_image, transform_points
 from dav2_ros.geometry.sparse_scale import FitSmoother, SparseFit, robust_depth_scale_fit, robust_inverse_depth_fit
-from dav2_ros.pipeline.settings import NodeSettings
+from dav2_ros.pipeline.settings import NodeSettings, SparseKind
 
-SparseKind = Literal["off", "depth", "points"]
 #: Sparse messages kept per camera to choose from by stamp.
 BUFFER_LENGTH = 8
 #: The topic each kind is read from (relative to the camera's namespace).
