@@ -184,7 +184,7 @@ class FrameRound:
         """An unexpected error in these cameras' frames: count it per camera, say what it was (throttled), keep
         going. Out of memory also frees what the failed frame held and the CUDA cache (`_release_memory`).
 
-        Call it outside the `except` block that caught `error` (`_attempt` returns the error for that): while a
+        Call it outside the `except` block that caught `error` (`attempt` returns the error for that): while a
         handler runs, Python 3.10 keeps the traceback -- and with it the failed frame's tensors -- alive, so the
         cache could not give their memory back. Does not raise."""
         out_of_memory = is_out_of_memory(error)
