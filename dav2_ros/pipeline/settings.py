@@ -166,7 +166,7 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("qos.input_reliability", "best_effort", "Reliability of the image and camera_info subscriptions: "
               "best_effort (sensor-data QoS, matches every publisher) or reliable (large raw images are not lost in "
               "DDS fragmentation, but a best-effort publisher is not matched).",
-              read_only=True, choices=get_args(Reliability)),
+              read_only=True, choices=get_args(Reliability)[::-1]),  # its default first, as all
     ParamSpec("qos.output_reliability", "reliable", "Reliability of the outputs: reliable (every consumer can "
               "connect) or best_effort.", read_only=True, choices=get_args(Reliability)),
     ParamSpec("qos.output_depth", 2, "History depth of the outputs (keep last).", read_only=True,
