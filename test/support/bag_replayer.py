@@ -86,10 +86,11 @@ class BagReplayer:
             self._publishers[m.topic] = self._client.publisher(type(rclpy_message(m)), m.topic)
         return self._publishers[m.topic]
 
-    def connect(self, messages: Iterable[BagMessage], timeout: float = 60.0, settle_s: float = 1.0) -> None:
+    def connect(self, messages: Iterable[BagMessage], timeout: float = 60.0, settle_s: float = 2.0) -> None:
         """Create the publishers of these messages' topics, wait until the node subscribes to the camera and
-        publishes its outputs, then `settle_s` more: the node's side of discovery may lag ours, and a
-        best-effort message sent before it completes is lost."""
+        publishes its outputs, then `settle_s` more: the node's side of discovery may lag ours, a best-effort
+        message sent before it completes is lost, and the node builds an output only once it sees a subscriber
+        (a clean-clone CI run under load, 1 s: a first frame's depth/camera_info never came)."""
         for m in messages:
             self._publisher(m)
         self._client.wait_for_subscribers(self._publishers[self._camera_topic], timeout=timeout)
