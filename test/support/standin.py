@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import pathlib
 from collections.abc import Mapping
 from typing import Any
@@ -30,3 +32,11 @@ def offline_args(params: Mapping[str, Any]) -> list[str]:
         return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
     return [arg for name, value in params.items() for arg in ("--param", f"{name}={text(value)}")]
+
+
+def run_main(module: Any, args: list[str]) -> tuple[int, str, str]:
+    """`module.main(args)` of an offline tool in this process; (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = module.main(args)
+    return code, out.getvalue(), err.getvalue()

@@ -7,8 +7,6 @@ the cloud's z). Stand-in weights at input_size 98 keep it quick; the numbers are
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import pathlib
 from typing import Any
@@ -19,7 +17,7 @@ from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
 
 from bags import raw_messages, read_bag, stamp_ns, write_bag
-from standin import offline_args, standin_params
+from standin import offline_args, run_main, standin_params
 from depth_expect import published_depth
 from dav2_ros.conversions.compressed_codec import compressed_msg_to_array
 from dav2_ros.conversions.image_codec import image_msg_to_array
@@ -41,10 +39,7 @@ BAGS = {
 
 def run_tool(args: list[str]) -> tuple[int, str, str]:
     """bag_to_depth.main in this process; (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = bag_to_depth.main(args)
-    return code, out.getvalue(), err.getvalue()
+    return run_main(bag_to_depth, args)
 
 
 @pytest.fixture(scope="module")

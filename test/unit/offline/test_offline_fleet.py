@@ -10,9 +10,7 @@ input_size 70, backend torch fp32 (bit-exact between processes).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
-import io
 import json
 import os
 import pathlib
@@ -25,21 +23,13 @@ import time
 import pytest
 
 from bags import looped, raw_messages, read_bag, write_bag
-from standin import offline_args, standin_params
+from standin import offline_args, run_main, standin_params
 from dav2_ros.offline import bag_batch, bag_to_depth, fleet
 from dav2_ros.offline.bag_batch import BagJob, BatchError, ModelCache
 from project_paths import PROJECT_DIR
 
 GOOD = {"a/fiducial_board_611": "fiducial_board_611", "a/fiducial_board_611_raw": "fiducial_board_611_raw",
         "b/c/tum_rgbd": "tum_rgbd"}
-
-
-def run_main(module, args: list[str]) -> tuple[int, str, str]:
-    """`module.main(args)` in this process; (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = module.main(args)
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,7 @@ here with the estimator directly) with a known scale and shift and 10 % gross ou
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
 import json
 import pathlib
 
@@ -17,7 +15,7 @@ import numpy as np
 import pytest
 
 from bags import TYPESTORE, BagMessage, read_bag, write_bag
-from standin import offline_args, standin_params
+from standin import offline_args, run_main, standin_params
 from dav2_ros.conversions.image_codec import image_msg_to_array
 from dav2_ros.engines.estimator import DepthEstimator
 from dav2_ros.offline import bag_to_depth
@@ -31,10 +29,8 @@ NO_FILTERS = {"flying_pixel_threshold": 0.0, "temporal_filter": '"off"'}
 
 
 def run_tool(args: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = bag_to_depth.main(args)
-    return code, out.getvalue(), err.getvalue()
+    """bag_to_depth.main in this process; (exit code, stdout, stderr)."""
+    return run_main(bag_to_depth, args)
 
 
 def float_image(msg) -> np.ndarray:
