@@ -77,7 +77,7 @@ class BagConverter:
         # The camera's state as the node keeps it: the latest CameraInfo (the FrameSource's at each frame), the
         # temporal filter (reset on stamp gaps, frame_id or size) and the sparse depth.
         self.camera = Camera(self, compressed=camera.compressed, sparse=sparse)
-        self._stats = RunStats(frames_in_bag=0)  # the run's own from `run`
+        self._stats = RunStats(frames_in_bag=0)  # `run`'s: frames, failures and the camera's events are counted there
         self._output = output
         self._typestore = typestore
         self._topics = topics
@@ -92,12 +92,12 @@ class BagConverter:
         stop_requested: Callable[[], bool] = lambda: False,
     ) -> None:
         """Process every item of `source` until it ends or `stop_requested()` turns true between items."""
-        self._stats = stats  # the camera's events are counted here
+        self._stats = stats
         for item in source:
             if isinstance(item, Passthrough):
                 self._copy(item)
             else:
-                self._process(item, stats)
+                self._process(item)
                 on_frame()
             if stop_requested():
                 stats.interrupted = True
@@ -111,8 +111,9 @@ class BagConverter:
         if connection is not None:
             self._output.write_raw(connection, item.timestamp, item.raw)
 
-    def _process(self, frame: Frame, stats: RunStats) -> None:
+    def _process(self, frame: Frame) -> None:
         """Decode one frame, run the model and write its outputs; failures are counted by reason."""
+        stats = self._stats
         stats.frames_read += 1
         started = time.perf_counter()
         try:
@@ -123,14 +124,12 @@ class BagConverter:
         self.camera.set_camera_info(frame.camera_info)
         try:
             request = self.camera.request(msg, self._settings, colorize=self._colorize)
-            result = self._processor.process_batch([request])[0]
-            if isinstance(result, Exception):
-                raise result
+            result = self._processor.process_request(request)
         except InputRejected as exc:  # a bad image, or one the model cannot take
             stats.failures[exc.reason] += 1
             return
         stats.record_frame(time.perf_counter() - started, result.timings)
-        self._write(msg.header, frame.timestamp, result, stats)
+        self._write(msg.header, frame.timestamp, result)
 
     # The camera's `CameraEvents`: counted for the summary.
     def no_camera_info(self) -> None:
@@ -144,10 +143,10 @@ class BagConverter:
         """The recorded CameraInfo cannot give intrinsics for the frame."""
         self._stats.clouds_skipped[f"unusable CameraInfo ({error.reason}: {error.detail})"] += 1
 
-    def _write(self, header: object, timestamp: int, result: FrameResult, stats: RunStats) -> None:
+    def _write(self, header: object, timestamp: int, result: FrameResult) -> None:
         """Write what the node would publish for this result, with the input header and bag time."""
         ts, out, topics = self._typestore, self._output, self._topics
         for name, fields in frame_outputs(result, self._settings.cloud_layout):
             msgtype, build = MESSAGE_BUILDERS[OUTPUT_MESSAGES[name]]
             out.write(getattr(topics, name), msgtype, timestamp, build(ts, header, fields))
-            stats.count_written(name)
+            self._stats.count_written(name)

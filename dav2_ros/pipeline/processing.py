@@ -200,8 +200,12 @@ class FrameProcessor:
             InputRejected: ``engine_compile_failed``, the engine could not compile the network for this frame's
                 input shape (OpenVINO; remembered, so the next frame of that size is refused at once).
         """
-        outcome = self.process_batch([FrameRequest(image, color_order, intrinsics, colorize, align, temporal, stamp,
-                                                   source, cloud_rgb=cloud_rgb)])[0]
+        return self.process_request(FrameRequest(image, color_order, intrinsics, colorize, align, temporal, stamp,
+                                                 source, cloud_rgb=cloud_rgb))
+
+    def process_request(self, request: FrameRequest) -> FrameResult:
+        """``process`` for one ``FrameRequest`` (e.g. a ``Camera``'s): its result, or its refusal raised."""
+        outcome = self.process_batch([request])[0]
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
