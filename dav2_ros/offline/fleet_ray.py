@@ -14,6 +14,7 @@ been run (the machine this was written on has no GPU).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -22,7 +23,7 @@ import ray
 from ray.util import ActorPool
 
 from dav2_ros.offline.bag_batch import BagJob, BagResult, BatchError, ModelCache, convert_one, worker_args
-from dav2_ros.offline.fleet import CPU_THREADS_PER_WORKER, Plan, _positive
+from dav2_ros.offline.fleet import Plan, plan_workers
 from dav2_ros.pipeline.settings import NodeSettings
 
 LOG = logging.getLogger("dav2_bags")
@@ -46,28 +47,18 @@ def connect(address: str) -> bool:
     """Start (`local`) or join (`auto`, an address) a Ray cluster; True when this call started Ray."""
     if ray.is_initialized():
         return False
-    quiet = dict(logging_level=logging.WARNING, include_dashboard=False, ignore_reinit_error=True)
-    if address == "local":
-        ray.init(address="local", **quiet)
-    else:
-        ray.init(address=address, **quiet)
+    ray.init(address=address, logging_level=logging.WARNING, include_dashboard=False, ignore_reinit_error=True)
     return True
 
 
 def plan_actors(workers: str, threads: str, bags: int, settings: NodeSettings,
                 resources: dict[str, float]) -> tuple[Plan, bool]:
-    """Actors, threads per actor, and whether each gets a GPU, from the cluster's resources."""
+    """Actors, threads per actor, and whether each gets a GPU, from the cluster's resources (`plan_workers`'s
+    rules on the cluster's CPUs and GPUs; Ray gives each actor its GPU, so no actor is named a cuda:N)."""
     gpus = int(resources.get("GPU", 0)) if settings.device in ("auto", "cuda") else 0
     cpus = int(resources.get("CPU", 1))
-    per_actor = None if threads == "auto" else _positive("--threads", threads)
-    if workers == "auto":
-        count = gpus or max(1, cpus // (per_actor or settings.num_threads or CPU_THREADS_PER_WORKER))
-    else:
-        count = _positive("--workers", workers)
-    count = max(1, min(count, bags))
-    if per_actor is None:  # the num_threads parameter when given, else the cluster's cores shared out
-        per_actor = settings.num_threads or max(1, cpus // count)
-    return Plan(count, per_actor, (None,) * count), bool(gpus)
+    plan = plan_workers(workers, threads, bags, settings.device, settings.num_threads, cpus=max(1, cpus), gpus=gpus)
+    return dataclasses.replace(plan, devices=(None,) * plan.workers), bool(gpus)
 
 
 def run_ray(jobs: Sequence[BagJob], args: argparse.Namespace, options: dict[str, Any], retries: int, address: str,
