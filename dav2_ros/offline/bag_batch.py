@@ -189,6 +189,18 @@ def input_size(bag: pathlib.Path) -> int:
     return bag.stat().st_size
 
 
+def largest_first(jobs: Iterable[BagJob]) -> list[BagJob]:
+    """The jobs in the order a pool should start them: largest input first (an unreadable one counts 0 bytes:
+    its worker reports why)."""
+    def size(job: BagJob) -> int:
+        try:
+            return input_size(job.input)
+        except OSError:
+            return 0
+
+    return sorted(jobs, key=lambda job: -size(job))
+
+
 def fingerprint(args: argparse.Namespace) -> dict[str, Any]:
     """What decides the bytes of an output bag: the resolved model settings (params file, --param and the named
     options, without the thread count) and the output options. The marker keeps it; a change redoes the bag."""

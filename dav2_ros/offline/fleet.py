@@ -34,7 +34,7 @@ from tqdm import tqdm
 from dav2_ros.command_line import run_command
 from dav2_ros.offline import bag_to_depth
 from dav2_ros.offline.bag_batch import (BagJob, BagResult, BatchError, ModelCache, classify, convert_one,
-                                        find_bags, fingerprint, input_size, plan_outputs, worker_args)
+                                        find_bags, fingerprint, largest_first, plan_outputs, worker_args)
 from dav2_ros.pipeline.settings import SettingsError
 
 PROG = "dav2_bags"
@@ -222,7 +222,7 @@ def run_local(jobs: Sequence[BagJob], args: argparse.Namespace, options: dict[st
     events, stop, slots = context.Queue(), context.Event(), context.Queue()
     for slot in range(plan.workers):
         slots.put(slot)
-    ordered = sorted(jobs, key=lambda job: -_size(job))
+    ordered = largest_first(jobs)
     fatal = False
     with _sigint_sets(stop), concurrent.futures.ProcessPoolExecutor(
             plan.workers, mp_context=context, initializer=_init_worker,
@@ -266,14 +266,6 @@ def _drain(events: Any, on_event: Callable[[tuple], None]) -> None:
             on_event(events.get_nowait())
         except queue.Empty:
             return
-
-
-def _size(job: BagJob) -> int:
-    """The input's bytes (0 if it cannot be read: the worker reports why)."""
-    try:
-        return input_size(job.input)
-    except OSError:
-        return 0
 
 
 @contextlib.contextmanager

@@ -22,7 +22,8 @@ from typing import Any
 import ray
 from ray.util import ActorPool
 
-from dav2_ros.offline.bag_batch import BagJob, BagResult, BatchError, ModelCache, convert_one, worker_args
+from dav2_ros.offline.bag_batch import (BagJob, BagResult, BatchError, ModelCache, convert_one, largest_first,
+                                        worker_args)
 from dav2_ros.offline.fleet import Plan, plan_workers
 from dav2_ros.pipeline.settings import NodeSettings
 
@@ -75,7 +76,7 @@ def run_ray(jobs: Sequence[BagJob], args: argparse.Namespace, options: dict[str,
         actor = ray.remote(num_cpus=plan.threads or 1, num_gpus=1 if with_gpu else 0)(BagActor)
         actors = [actor.remote(args, options, retries, plan.threads, f"actor {i}") for i in range(plan.workers)]
         pool = ActorPool(actors)
-        waiting = sorted(jobs, key=lambda job: -_size(job))
+        waiting = largest_first(jobs)
         ok = True
         while waiting and pool.has_free():
             job = waiting.pop(0)
@@ -93,13 +94,3 @@ def run_ray(jobs: Sequence[BagJob], args: argparse.Namespace, options: dict[str,
     finally:
         if started_here:
             ray.shutdown()
-
-
-def _size(job: BagJob) -> int:
-    """The input's bytes (0 if unreadable: the actor reports why)."""
-    from dav2_ros.offline.bag_batch import input_size
-
-    try:
-        return input_size(job.input)
-    except OSError:
-        return 0
