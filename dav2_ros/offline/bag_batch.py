@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from dav2_ros.offline import bag_to_depth
 from dav2_ros.offline.bag_io import BagError
+from dav2_ros.offline.bag_to_depth import bag_name
 from dav2_ros.offline.output_bag import prepare_output
 from dav2_ros.pipeline.builders import StartupError
 from dav2_ros.pipeline.settings import SettingsError
@@ -155,11 +156,6 @@ class BagJob:
     def marker(self) -> pathlib.Path:
         """The done-marker: the bag's summary, written just before the partial bag is renamed."""
         return self.output.with_name(self.output.name + DONE_SUFFIX)
-
-
-def bag_name(bag: pathlib.Path) -> str:
-    """The output's name: a bag folder's name, a single-file bag's stem."""
-    return bag.name if bag.is_dir() else bag.stem
 
 
 def plan_outputs(bags: Sequence[pathlib.Path], output_dir: pathlib.Path) -> list[BagJob]:

@@ -104,10 +104,15 @@ def add_conversion_options(p: argparse.ArgumentParser) -> None:
                        help="run on random weights when no checkpoint is found (tests and demos: meaningless depth)")
 
 
+def bag_name(bag: pathlib.Path) -> str:
+    """A bag's name for its outputs: a bag folder's name, a single-file bag's stem (dav2_bags names its output
+    folders with it too)."""
+    return bag.name if bag.is_dir() else bag.stem
+
+
 def default_output(input_bag: pathlib.Path) -> pathlib.Path:
     """`<bag>_depth` beside a bag folder, or beside a single .mcap/.db3 file (named after its stem)."""
-    name = input_bag.name if input_bag.is_dir() else input_bag.stem
-    return input_bag.with_name(f"{name}_depth")
+    return input_bag.with_name(f"{bag_name(input_bag)}_depth")
 
 
 class StopRequest:
