@@ -31,7 +31,7 @@ from dav2_ros.offline.bag_io import BagError
 from dav2_ros.offline.bag_to_depth import bag_name
 from dav2_ros.offline.output_bag import prepare_output
 from dav2_ros.pipeline.builders import StartupError
-from dav2_ros.pipeline.settings import SettingsError
+from dav2_ros.pipeline.settings import NodeSettings, SettingsError
 
 BAG_FILE_SUFFIXES = (".mcap", ".db3")
 DONE_SUFFIX = ".done.json"
@@ -197,11 +197,12 @@ def largest_first(jobs: Iterable[BagJob]) -> list[BagJob]:
     return sorted(jobs, key=lambda job: -size(job))
 
 
-def fingerprint(args: argparse.Namespace) -> dict[str, Any]:
+def fingerprint(args: argparse.Namespace, settings: NodeSettings | None = None) -> dict[str, Any]:
     """What decides the bytes of an output bag: the resolved model settings (params file, --param and the named
-    options, without the thread count) and the output options. The marker keeps it; a change redoes the bag."""
-    settings = bag_to_depth.tool_settings(args).as_params()
-    model = {name: value for name, value in sorted(settings.items()) if name not in _SPEED_ONLY_PARAMS}
+    options, without the thread count) and the output options. The marker keeps it; a change redoes the bag.
+    `settings`: `bag_to_depth.tool_settings(args)` when the caller has it already (else read here)."""
+    params = (settings if settings is not None else bag_to_depth.tool_settings(args)).as_params()
+    model = {name: value for name, value in sorted(params.items()) if name not in _SPEED_ONLY_PARAMS}
     options = {name: getattr(args, name) for name in _OUTPUT_OPTIONS}
     digest = hashlib.sha256(json.dumps([model, options], sort_keys=True, default=str).encode()).hexdigest()
     return {"sha256": digest, "settings": model, "options": options}

@@ -297,7 +297,7 @@ class Progress:
                           dynamic_ncols=True)
         self._frames = tqdm(total=0, unit="frame", desc="frames", disable=not enabled, file=sys.stderr,
                             position=1, dynamic_ncols=True)
-        self._reported: dict[int, int] = {}
+        self._reported: set[int] = set()  # bags that sent frame events
 
     def event(self, event: tuple) -> None:
         """("start", bag index, frames in it) or ("frames", bag index, n)."""
@@ -306,7 +306,7 @@ class Progress:
             self._frames.total = (self._frames.total or 0) + value
             self._frames.refresh()
         else:
-            self._reported[index] = self._reported.get(index, 0) + value
+            self._reported.add(index)
             self._frames.update(value)
 
     def bag_done(self, result: BagResult) -> None:
@@ -391,8 +391,8 @@ def run(args: argparse.Namespace) -> int:
     bags = find_bags(args.inputs, args.list_files, exclude=[output_dir])
     if not bags:
         raise BatchError("no input: give bags, folders or glob patterns (or --list FILE)")
-    options = fingerprint(args)  # reads the params file and checks every option once, here
-    settings = bag_to_depth.tool_settings(args)
+    settings = bag_to_depth.tool_settings(args)  # reads the params file and checks every option once, here
+    options = fingerprint(args, settings)
     with output_lock(output_dir):
         jobs = plan_outputs(bags, output_dir)
         results: list[BagResult] = []
