@@ -51,7 +51,6 @@ class OfficialCheckpoint:
         hf_repo: Hugging Face repository ("depth-anything/Depth-Anything-V2-Small", ...).
         sha256: published SHA-256 of the file; the downloader keeps nothing else.
         size: published size in bytes, or None where none was found.
-        revision: the repository commit to fetch, or "main" where no commit is pinned.
     """
 
     encoder: Encoder
@@ -61,7 +60,11 @@ class OfficialCheckpoint:
     hf_repo: str
     sha256: str
     size: Optional[int]
-    revision: str = "main"
+
+    @property
+    def revision(self) -> str:
+        """The repository commit to fetch (`PINNED_REVISIONS`), or "main" where no commit is pinned."""
+        return PINNED_REVISIONS.get(self.hf_repo, "main")
 
     @property
     def max_depth(self) -> Optional[float]:
@@ -98,7 +101,6 @@ def _relative(encoder: Encoder, sha256: str, size: Optional[int]) -> OfficialChe
         hf_repo=repo,
         sha256=sha256,
         size=size,
-        revision=PINNED_REVISIONS.get(repo, "main"),
     )
 
 
@@ -113,7 +115,6 @@ def _metric(encoder: Encoder, dataset: Dataset, sha256: str, size: Optional[int]
         hf_repo=repo,
         sha256=sha256,
         size=size,
-        revision=PINNED_REVISIONS.get(repo, "main"),
     )
 
 
