@@ -101,11 +101,10 @@ def pointcloud_fields(xyz: np.ndarray, rgb: np.ndarray | None = None, layout: Cl
     points[..., :3] = xyz
     if rgb is not None:
         # Little-endian 0x00RRGGBB is the bytes b, g, r, 0: exactly the BGR pixel, copied as bytes; the fourth byte
-        # is written too (a reused compact array held another frame's byte there only if it was colored: zero).
+        # is never written, so it stays zero (a reused array comes back only for the same layout and coloring).
         offset = fields[-1].offset
         raw = np.frombuffer(data, dtype=np.uint8).reshape(height, width, point_step)
         raw[..., offset:offset + 3] = rgb
-        raw[..., offset + 3] = 0
     return {
         "height": height,
         "width": width,
