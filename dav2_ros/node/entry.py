@@ -30,9 +30,15 @@ def _on_signal(signum: int, frame) -> None:
         if signum == signal.SIGINT and not _quiet:
             signal.default_int_handler(signum, frame)
         return
-    sys.stderr.write(f"[INFO] [{time.time():.9f}] [depth_node]: shutdown requested while starting rclpy: exiting\n")
-    sys.stderr.flush()
+    say("INFO", "shutdown requested while starting rclpy: exiting")
     os._exit(0)
+
+
+def say(severity: str, text: str) -> None:
+    """One line on stderr in the ROS console format: before rclpy, or when the ROS logger cannot publish on a
+    context that is down."""
+    sys.stderr.write(f"[{severity}] [{time.time():.9f}] [depth_node]: {text}\n")
+    sys.stderr.flush()
 
 
 def ros_took_over() -> None:

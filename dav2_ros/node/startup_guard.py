@@ -20,14 +20,13 @@ import contextlib
 import os
 import select
 import signal
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, TimeoutError as FutureTimeout
 from typing import Any
 
 from dav2_ros.node import entry
+from dav2_ros.node.entry import say
 
 # Seconds a start-up step may run on after a shutdown request before the process is ended without it.
 GRACE_S = 1.5
@@ -45,26 +44,15 @@ class StartupCancelled(BaseException):
         self.step = step
 
 
-def say(severity: str, text: str) -> None:
-    """One line on stderr in the ROS console format: the ROS logger cannot publish on a context that is down."""
-    sys.stderr.write(f"[{severity}] [{time.time():.9f}] [depth_node]: {text}\n")
-    sys.stderr.flush()
-
-
 class StartupGuard:
     """Watches `context` while the node starts (`busy`); `check` and `wait` raise `StartupCancelled` once it is down.
 
     Args:
         is_ok: the context's `ok` (False once rclpy's signal handler shut it down).
-        grace_s: how long a step may run on after the request before the process ends (exit 0) without it.
-        end_process: how the process ends then (tests replace it).
     """
 
-    def __init__(self, is_ok: Callable[[], bool], grace_s: float = GRACE_S,
-                 end_process: Callable[[int], Any] = os._exit) -> None:
+    def __init__(self, is_ok: Callable[[], bool]) -> None:
         self._is_ok = is_ok
-        self._grace_s = grace_s
-        self._end_process = end_process
         self._step = ""
         self._done = threading.Event()
         self._signalled = False
@@ -89,20 +77,18 @@ class StartupGuard:
         if self.requested:
             raise StartupCancelled(self.current_step)
 
-    def wait(self, future: Future, timeout: float | None = None) -> Any:
-        """`future.result(timeout)`, raising `StartupCancelled` as soon as a shutdown is requested meanwhile."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+    def wait(self, future: Future) -> Any:
+        """`future.result()`, raising `StartupCancelled` as soon as a shutdown is requested meanwhile."""
         while True:
             self.check()
             try:
                 return future.result(_POLL_S)
             except FutureTimeout:
-                if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError(f"{self.current_step} did not finish within {timeout:g} s") from None
+                pass
 
     @contextlib.contextmanager
     def busy(self, what: str) -> Iterator[StartupGuard]:
-        """While the block runs, a watcher thread ends the process `grace_s` after a shutdown request unless the
+        """While the block runs, a watcher thread ends the process `GRACE_S` after a shutdown request unless the
         block has ended by then (it raises `StartupCancelled` at its next `check`)."""
         self._step = what
         self._done.clear()
@@ -143,12 +129,11 @@ class StartupGuard:
             else:
                 self._done.wait(_POLL_S)
             if self.requested and not self._done.is_set():
-                if self._done.wait(self._grace_s):
+                if self._done.wait(GRACE_S):
                     return
                 say("INFO", f"shutdown requested while {self._step}: exiting without waiting for that step to end "
                             "(nothing was published yet)")
-                self._end_process(0)
-                return
+                os._exit(0)
 
 
 class GuardedLogger:
