@@ -39,6 +39,12 @@ def _rays(intr: Intrinsics, height: int, width: int, stride: int) -> tuple[np.nd
     return ray_x, ray_y
 
 
+def ray_arrays(intr: Intrinsics, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """`backproject`'s rays for the image `intr` describes (read-only, cached): per-column ``(u - cx) / fx`` (1, w)
+    and per-row ``(v - cy) / fy`` (h, 1); the on-device path back-projects with the same ones."""
+    return _rays(intr, intr.height, intr.width, stride)
+
+
 def backproject(
     depth: np.ndarray, intr: Intrinsics, stride: int = 1, out: np.ndarray | None = None
 ) -> np.ndarray:

@@ -31,7 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dav2_ros.engines.torch_runtime.device_geometry import backproject_, edge_keep, mask_depth_, ray_arrays
+from dav2_ros.engines.torch_runtime.device_geometry import backproject_, edge_keep, mask_depth_
+from dav2_ros.geometry.backproject import ray_arrays
 from dav2_ros.engines.preprocess import (IMAGENET_MEAN, IMAGENET_STD, ColorOrder, check_color_order, check_image,
                                          network_size)
 from dav2_ros.geometry.intrinsics import Intrinsics

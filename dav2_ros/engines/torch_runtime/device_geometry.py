@@ -2,8 +2,8 @@
 
 The same arithmetic as `dav2_ros.geometry.colorize.depth_range_mask` and `dav2_ros.geometry.backproject`
 (numpy, float32): rays ``(u - cx) / fx`` and ``(v - cy) / fy`` computed in float64 and rounded to float32 once,
-then ``x = z * ray_x``, ``y = z * ray_y`` in float32, so both paths give the same bits. Kept here (torch only)
-rather than in `geometry` (numpy only, a lower layer, whose `Intrinsics` the rays are made of).
+then ``x = z * ray_x``, ``y = z * ray_y`` in float32 -- the rays are geometry's own (`ray_arrays`), so both paths
+give the same bits. Kept here (torch only) rather than in `geometry` (numpy only, a lower layer).
 """
 
 from __future__ import annotations
@@ -12,26 +12,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dav2_ros.geometry.backproject import ray_arrays
 from dav2_ros.geometry.intrinsics import Intrinsics
 
 
-def ray_arrays(camera: Intrinsics, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column ``(u - cx) / fx`` (1, w) and per-row ``(v - cy) / fy`` (h, 1) float32 numpy arrays, for the
-    pixels ``0, s, 2s, ...`` a stride keeps (the same grid as ``depth[::s, ::s]``); `camera` is the intrinsics of
-    the depth image (already scaled to its size)."""
-    if stride < 1:
-        raise ValueError(f"stride must be >= 1, got {stride}")
-    cols = np.arange(0, camera.width, stride)
-    rows = np.arange(0, camera.height, stride)
-    ray_x = ((cols - camera.cx) / camera.fx).astype(np.float32)[np.newaxis, :]
-    ray_y = ((rows - camera.cy) / camera.fy).astype(np.float32)[:, np.newaxis]
-    return ray_x, ray_y
-
-
 def rays(camera: Intrinsics, stride: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """`ray_arrays` as float32 tensors on `device`."""
+    """`geometry.backproject.ray_arrays` as float32 tensors on `device`."""
     ray_x, ray_y = ray_arrays(camera, stride)
-    return torch.from_numpy(ray_x).to(device), torch.from_numpy(ray_y).to(device)
+    return torch.tensor(ray_x, device=device), torch.tensor(ray_y, device=device)
 
 
 def mask_depth_(depth: torch.Tensor, min_depth: float, max_depth: float) -> torch.Tensor:
