@@ -15,13 +15,14 @@ file, CMYK, a lossless JPEG -- goes to OpenCV, so what is accepted and what is r
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import cv2
 import numpy as np
 
 from dav2_ros.conversions.buffers import byte_view
 from dav2_ros.errors import InputRejected, size_problem
+from dav2_ros.model.config import ColorOrder
 
 try:  # optional: the same pixels as OpenCV's, faster (see the module docstring)
     import simplejpeg
@@ -37,7 +38,7 @@ _JPEG_SOS = 0xDA
 _IMDECODE_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
 
 
-def compressed_msg_to_array(msg: Any) -> tuple[np.ndarray, Literal["rgb", "bgr"]]:
+def compressed_msg_to_array(msg: Any) -> tuple[np.ndarray, ColorOrder]:
     """A CompressedImage as an HxWx3 uint8 array and its color order (``"bgr"`` unless the format says rgb8 inside).
 
     Gray images come back with three equal channels, 16-bit PNGs scaled to 8 bits, alpha dropped.
@@ -130,7 +131,7 @@ def _check_size(width: int, height: int, what: str) -> None:
         raise InputRejected("bad_size", f"CompressedImage {what} {problem}")
 
 
-def _color_order(fmt: str) -> Literal["rgb", "bgr"]:
+def _color_order(fmt: str) -> ColorOrder:
     """``"rgb"`` only when the format names rgb8 as the stored order (``... compressed rgb8``), else ``"bgr"``."""
     _, sep, stored = fmt.lower().partition("compressed")
     return "rgb" if sep and stored.strip().startswith("rgb") else "bgr"

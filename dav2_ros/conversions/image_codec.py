@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from dav2_ros.model.config import ColorOrder  # noqa: F401 -- re-exported for the decoders' callers
+from dav2_ros.model.config import ColorOrder
 from dav2_ros.conversions.buffers import ReusedByteArrays, byte_view, to_byte_array
 from dav2_ros.conversions.compressed_codec import compressed_msg_to_array
 from dav2_ros.errors import MAX_SIDE, InputRejected, size_problem

@@ -19,7 +19,7 @@ def image_msg(header: Header, fields: Mapping[str, Any]) -> Image:
     copied (`_with_payload`)."""
     values = dict(fields)
     data = values.pop("data")
-    return _with_payload(Image(header=header, **_checked(Image), **values), data)
+    return _with_payload(Image(header=header, **_IMAGE_CHECKED, **values), data)
 
 
 def pointcloud_msg(header: Header, fields: Mapping[str, Any]) -> PointCloud2:
@@ -29,7 +29,7 @@ def pointcloud_msg(header: Header, fields: Mapping[str, Any]) -> PointCloud2:
     specs = values.pop("fields")
     data = values.pop("data")
     point_fields = [PointField(name=s.name, offset=s.offset, datatype=s.datatype, count=s.count) for s in specs]
-    return _with_payload(PointCloud2(header=header, fields=point_fields, **_checked(PointCloud2), **values), data)
+    return _with_payload(PointCloud2(header=header, fields=point_fields, **_CLOUD_CHECKED, **values), data)
 
 
 def _checked(msg_type: type) -> dict[str, bool]:
@@ -37,6 +37,10 @@ def _checked(msg_type: type) -> dict[str, bool]:
     fields keeps an ``array('B')`` given to its ``data`` setter by reference; one that does not copies it (Humble's
     classes keep it either way and have no such argument)."""
     return {"check_fields": True} if "_check_fields" in getattr(msg_type, "__slots__", ()) else {}
+
+
+_IMAGE_CHECKED = _checked(Image)
+_CLOUD_CHECKED = _checked(PointCloud2)
 
 
 def _with_payload(msg: Any, data: Any) -> Any:
@@ -61,4 +65,4 @@ def depth_camera_info(header: Header, intrinsics: Intrinsics) -> CameraInfo:
     """The CameraInfo of the depth image: `intrinsics` (already scaled to the depth image's size) as K
     and P = [K | 0], no distortion, and the input image's header, so depth_image_proc pairs it with
     `depth/image` and projects exactly as the published cloud was."""
-    return CameraInfo(header=header, **camera_info_fields(intrinsics))
+    return camera_info_msg(header, camera_info_fields(intrinsics))
